@@ -1,0 +1,2 @@
+//! ffrelay: a queue-backed relay that delivers pending updates from a SQLite outbox to the
+//! FunnelFlux Pro Reporting API.
