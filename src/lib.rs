@@ -1,4 +1,6 @@
 //! ffrelay: a queue-backed relay that delivers pending updates from a SQLite outbox to the
 //! FunnelFlux Pro Reporting API.
 
+pub mod config;
+pub mod secret;
 pub mod updates;
