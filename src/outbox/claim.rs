@@ -1,0 +1,361 @@
+//! The delivery side of the outbox: intake of rows written by other processes, claims
+//! with leases, lease renewal, and the outcome of each try.
+
+use std::time::Duration;
+
+use sqlx::{Row, SqliteConnection};
+use tracing::warn;
+
+use super::{Attempt, Outbox, OutboxError, now_ms};
+use crate::updates::check_row;
+
+/// Rows validated per claim; older unchecked rows always go first.
+const INTAKE_BATCH: i64 = 1000;
+
+/// What to claim, and for whom.
+#[derive(Debug, Clone)]
+pub struct ClaimOptions {
+    /// Lease owner: the id of this process run.
+    pub run_id: String,
+    pub lease: Duration,
+    /// Maximum number of jobs; only jobs that may share one request are claimed together.
+    pub max_jobs: usize,
+}
+
+/// A job reserved for one worker until its lease expires.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: i64,
+    pub kind: String,
+    pub payload: String,
+    pub attempts: i64,
+    pub created_at: i64,
+    pub ordering_key: Option<String>,
+    pub reset_hits: Option<i64>,
+    pub approved: bool,
+}
+
+/// The next state of a claimed job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    Delivered,
+    /// Failed for good, with the reason kept on the job.
+    Failed { reason: String },
+    /// Back to pending, due at `at_ms`.
+    Retry { at_ms: i64, reason: String },
+    /// A reset above its guard, waiting for approval.
+    Held { reason: String },
+    /// Back to pending at once, without counting an attempt (shutdown, pause).
+    Release,
+}
+
+/// The outcome of one job of a request.
+#[derive(Debug, Clone)]
+pub struct Finish {
+    pub job_id: i64,
+    /// The try to record; `None` when no request was sent for this job.
+    pub attempt: Option<Attempt>,
+    pub transition: Transition,
+}
+
+/// Shared readiness test: due, no older unfinished job with the same ordering key, and for
+/// a reset no older unfinished job at all. `?1` is now, `?2` the intake frontier.
+const READY: &str = "j.status = 'pending' AND j.checked = 1 AND j.next_attempt_at <= ?1 AND j.id <= ?2 \
+    AND (j.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs o \
+         WHERE o.ordering_key = j.ordering_key AND o.id < j.id \
+         AND o.status IN ('pending', 'in_flight', 'held'))) \
+    AND (j.kind <> 'reset' OR NOT EXISTS (SELECT 1 FROM jobs o \
+         WHERE o.id < j.id AND o.status IN ('pending', 'in_flight', 'held')))";
+
+impl Outbox {
+    /// Claims up to `max_jobs` ready jobs that may share one request: the first ready job,
+    /// plus, when it has a batch key, the next ready jobs with the same key.
+    pub async fn claim(&self, options: &ClaimOptions) -> Result<Vec<Claimed>, OutboxError> {
+        let mut tx = self.write().await?;
+        let now = now_ms();
+        let frontier = intake(&mut tx, now).await?;
+        let first = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT j.id, j.batch_key FROM jobs j WHERE {READY} \
+             ORDER BY j.next_attempt_at, j.id LIMIT 1"
+        )))
+        .bind(now)
+        .bind(frontier)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(first) = first else {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        };
+        let lease_until = now.saturating_add(options.lease.as_millis() as i64);
+        let batch_key: Option<String> = first.get(1);
+        let claimed = match batch_key {
+            Some(key) if options.max_jobs > 1 => {
+                claim_batch(&mut tx, &key, options, now, frontier, lease_until).await?
+            }
+            _ => claim_one(&mut tx, first.get(0), &options.run_id, now, lease_until).await?,
+        };
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Extends the leases of jobs this run still owns.
+    pub async fn renew(&self, run_id: &str, ids: &[i64], lease: Duration) -> Result<u64, OutboxError> {
+        let until = now_ms().saturating_add(lease.as_millis() as i64);
+        let mut tx = self.write().await?;
+        let mut renewed = 0;
+        for id in ids {
+            renewed += sqlx::query(
+                "UPDATE jobs SET lease_expires_at = ?1 \
+                 WHERE id = ?2 AND status = 'in_flight' AND lease_owner = ?3",
+            )
+            .bind(until)
+            .bind(id)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(renewed)
+    }
+
+    /// Records the outcome of a request's jobs in one transaction. Attempts are always
+    /// recorded; a transition applies only while this run owns the job's lease. Returns the
+    /// ids whose lease was lost, which another worker may now be sending.
+    pub async fn finish(&self, run_id: &str, outcomes: &[Finish]) -> Result<Vec<i64>, OutboxError> {
+        let mut tx = self.write().await?;
+        let now = now_ms();
+        let mut lost = Vec::new();
+        for outcome in outcomes {
+            if let Some(attempt) = &outcome.attempt {
+                record_attempt(&mut tx, attempt).await?;
+            }
+            let counted = i64::from(outcome.attempt.is_some());
+            if !apply(&mut tx, run_id, outcome, counted, now).await? {
+                lost.push(outcome.job_id);
+            }
+        }
+        tx.commit().await?;
+        Ok(lost)
+    }
+
+    /// Records the hit count a reset validation returned.
+    pub async fn set_reset_hits(&self, run_id: &str, id: i64, hits: i64) -> Result<(), OutboxError> {
+        let mut tx = self.write().await?;
+        sqlx::query("UPDATE jobs SET reset_hits = ?1, updated_at = ?2 WHERE id = ?3 AND lease_owner = ?4")
+            .bind(hits)
+            .bind(now_ms())
+            .bind(id)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Returns every job this run holds to pending, to be sent at once by the next run.
+    pub async fn release_run(&self, run_id: &str) -> Result<u64, OutboxError> {
+        let mut tx = self.write().await?;
+        let released = release_where_owner(&mut tx, run_id).await?;
+        tx.commit().await?;
+        Ok(released)
+    }
+
+    /// Returns jobs whose lease has expired to pending.
+    pub async fn recover_expired(&self) -> Result<u64, OutboxError> {
+        let mut tx = self.write().await?;
+        let recovered = sqlx::query(
+            "UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
+             updated_at = ?1 WHERE status = 'in_flight' AND lease_expires_at < ?1",
+        )
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(recovered)
+    }
+}
+
+pub(super) async fn release_where_owner(conn: &mut SqliteConnection, run_id: &str) -> Result<u64, OutboxError> {
+    let released = sqlx::query(
+        "UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
+         updated_at = ?1 WHERE status = 'in_flight' AND lease_owner = ?2",
+    )
+    .bind(now_ms())
+    .bind(run_id)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(released)
+}
+
+/// Validates unchecked rows written by other processes, oldest first. An invalid row is
+/// marked failed with the reason; it is never deleted. Returns the highest id that may be
+/// claimed: every unchecked row above it waits for the next intake.
+async fn intake(conn: &mut SqliteConnection, now: i64) -> Result<i64, OutboxError> {
+    let rows = sqlx::query(
+        "SELECT id, kind, payload, ordering_key, not_before FROM jobs WHERE checked = 0 \
+         ORDER BY id LIMIT ?1",
+    )
+    .bind(INTAKE_BATCH)
+    .fetch_all(&mut *conn)
+    .await?;
+    let frontier = match rows.last() {
+        Some(row) if rows.len() as i64 == INTAKE_BATCH => row.get(0),
+        _ => i64::MAX,
+    };
+    for row in rows {
+        let id: i64 = row.get(0);
+        let kind: String = row.get(1);
+        let payload: String = row.get(2);
+        let ordering_key: Option<String> = row.get(3);
+        let not_before: Option<String> = row.get(4);
+        match check_row(&kind, &payload, ordering_key.as_deref(), not_before.as_deref()) {
+            Ok(keys) => {
+                sqlx::query(
+                    "UPDATE jobs SET checked = 1, ordering_key = ?1, batch_key = ?2, \
+                     next_attempt_at = MAX(next_attempt_at, ?3), updated_at = ?4 WHERE id = ?5",
+                )
+                .bind(keys.ordering_key)
+                .bind(keys.batch_key)
+                .bind(keys.not_before_ms.unwrap_or(0))
+                .bind(now)
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Err(reason) => {
+                warn!(job_id = id, kind = %kind, error = %reason, "rejected job written to the outbox table");
+                sqlx::query(
+                    "UPDATE jobs SET checked = 1, status = 'failed', last_error = ?1, \
+                     finished_at = ?2, updated_at = ?2 WHERE id = ?3",
+                )
+                .bind(format!("rejected at intake: {reason}"))
+                .bind(now)
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+    }
+    Ok(frontier)
+}
+
+const RETURNING: &str =
+    "RETURNING id, kind, payload, attempts, created_at, ordering_key, reset_hits, approved";
+
+async fn claim_one(
+    conn: &mut SqliteConnection,
+    id: i64,
+    run_id: &str,
+    now: i64,
+    lease_until: i64,
+) -> Result<Vec<Claimed>, OutboxError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET status = 'in_flight', lease_owner = ?1, lease_expires_at = ?2, \
+         updated_at = ?3 WHERE id = ?4 {RETURNING}"
+    )))
+    .bind(run_id)
+    .bind(lease_until)
+    .bind(now)
+    .bind(id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.iter().map(claimed_from_row).collect())
+}
+
+async fn claim_batch(
+    conn: &mut SqliteConnection,
+    batch_key: &str,
+    options: &ClaimOptions,
+    now: i64,
+    frontier: i64,
+    lease_until: i64,
+) -> Result<Vec<Claimed>, OutboxError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET status = 'in_flight', lease_owner = ?3, lease_expires_at = ?4, \
+         updated_at = ?1 WHERE id IN (SELECT j.id FROM jobs j WHERE j.batch_key = ?5 AND {READY} \
+         ORDER BY j.next_attempt_at, j.id LIMIT ?6) {RETURNING}"
+    )))
+    .bind(now)
+    .bind(frontier)
+    .bind(&options.run_id)
+    .bind(lease_until)
+    .bind(batch_key)
+    .bind(options.max_jobs as i64)
+    .fetch_all(conn)
+    .await?;
+    let mut claimed: Vec<Claimed> = rows.iter().map(claimed_from_row).collect();
+    claimed.sort_by_key(|job| job.id);
+    Ok(claimed)
+}
+
+fn claimed_from_row(row: &sqlx::sqlite::SqliteRow) -> Claimed {
+    Claimed {
+        id: row.get(0),
+        kind: row.get(1),
+        payload: row.get(2),
+        attempts: row.get(3),
+        created_at: row.get(4),
+        ordering_key: row.get(5),
+        reset_hits: row.get(6),
+        approved: row.get::<i64, _>(7) != 0,
+    }
+}
+
+async fn record_attempt(conn: &mut SqliteConnection, attempt: &Attempt) -> Result<(), OutboxError> {
+    sqlx::query(
+        "INSERT INTO attempts (job_id, request_id, started_at, finished_at, http_status, error, \
+         response, latency_ms, outcome) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?1)",
+    )
+    .bind(attempt.job_id)
+    .bind(&attempt.request_id)
+    .bind(attempt.started_at)
+    .bind(attempt.finished_at)
+    .bind(attempt.http_status)
+    .bind(&attempt.error)
+    .bind(&attempt.response)
+    .bind(attempt.latency_ms)
+    .bind(&attempt.outcome)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Applies one transition if this run owns the job; returns whether it did.
+async fn apply(
+    conn: &mut SqliteConnection,
+    run_id: &str,
+    outcome: &Finish,
+    counted: i64,
+    now: i64,
+) -> Result<bool, OutboxError> {
+    let (status, next_at, error, finished) = match &outcome.transition {
+        Transition::Delivered => ("delivered", None, None, Some(now)),
+        Transition::Failed { reason } => ("failed", None, Some(reason.as_str()), Some(now)),
+        Transition::Retry { at_ms, reason } => ("pending", Some(*at_ms), Some(reason.as_str()), None),
+        Transition::Held { reason } => ("held", None, Some(reason.as_str()), None),
+        Transition::Release => ("pending", None, None, None),
+    };
+    let updated = sqlx::query(
+        "UPDATE jobs SET status = ?1, next_attempt_at = COALESCE(?2, next_attempt_at), \
+         last_error = CASE WHEN ?1 = 'delivered' THEN NULL ELSE COALESCE(?3, last_error) END, \
+         finished_at = ?4, attempts = attempts + ?5, lease_owner = NULL, \
+         lease_expires_at = NULL, updated_at = ?6 \
+         WHERE id = ?7 AND status = 'in_flight' AND lease_owner = ?8",
+    )
+    .bind(status)
+    .bind(next_at)
+    .bind(error)
+    .bind(finished)
+    .bind(counted)
+    .bind(now)
+    .bind(outcome.job_id)
+    .bind(run_id)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}

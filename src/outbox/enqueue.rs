@@ -1,0 +1,83 @@
+//! Storing new jobs, one request at a time or many requests in one shared transaction.
+
+use sqlx::{Row, SqliteConnection};
+
+use super::{Enqueued, NewJob, Outbox, OutboxError};
+
+impl Outbox {
+    /// Stores jobs in one transaction, all or nothing, and wakes the workers.
+    ///
+    /// A job whose idempotency key already exists is not stored again; its entry in the
+    /// result carries the existing id with `created: false`.
+    pub async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>, OutboxError> {
+        let mut tx = self.write().await?;
+        let mut stored = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            stored.push(insert(&mut tx, job).await?);
+        }
+        tx.commit().await?;
+        self.wake_workers();
+        Ok(stored)
+    }
+
+    /// Stores several independent groups of jobs in one transaction, so that concurrent
+    /// requests share one commit. Each group is all or nothing on its own: a failing group
+    /// is rolled back to its savepoint and reported, and the others are still stored.
+    pub async fn enqueue_groups(
+        &self,
+        groups: &[Vec<NewJob>],
+    ) -> Result<Vec<Result<Vec<Enqueued>, OutboxError>>, OutboxError> {
+        let mut tx = self.write().await?;
+        let mut results = Vec::with_capacity(groups.len());
+        for group in groups {
+            sqlx::query("SAVEPOINT enqueue_group").execute(&mut *tx).await?;
+            match insert_all(&mut tx, group).await {
+                Ok(stored) => results.push(Ok(stored)),
+                Err(err) => {
+                    sqlx::query("ROLLBACK TO enqueue_group").execute(&mut *tx).await?;
+                    results.push(Err(err));
+                }
+            }
+            sqlx::query("RELEASE enqueue_group").execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        self.wake_workers();
+        Ok(results)
+    }
+}
+
+async fn insert_all(conn: &mut SqliteConnection, jobs: &[NewJob]) -> Result<Vec<Enqueued>, OutboxError> {
+    let mut stored = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        stored.push(insert(conn, job).await?);
+    }
+    Ok(stored)
+}
+
+async fn insert(conn: &mut SqliteConnection, job: &NewJob) -> Result<Enqueued, OutboxError> {
+    let inserted = sqlx::query(
+        "INSERT INTO jobs (kind, payload, idempotency_key, ordering_key, batch_key, checked, \
+         next_attempt_at, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?7) \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+    )
+    .bind(&job.kind)
+    .bind(&job.payload)
+    .bind(&job.idempotency_key)
+    .bind(&job.ordering_key)
+    .bind(&job.batch_key)
+    .bind(job.not_before_ms.unwrap_or(0))
+    .bind(super::now_ms())
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = inserted {
+        return Ok(Enqueued { id: row.get(0), created: true });
+    }
+
+    // The insert was skipped, so the idempotency key exists.
+    let existing: i64 = sqlx::query_scalar("SELECT id FROM jobs WHERE idempotency_key = ?1")
+        .bind(&job.idempotency_key)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(Enqueued { id: existing, created: false })
+}

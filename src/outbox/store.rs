@@ -1,0 +1,150 @@
+//! Opening the database: file permissions, connection pools, pragmas and migrations.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use tokio::sync::Notify;
+
+use super::OutboxError;
+
+/// Embedded migrations from `migrations/`.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Handle to the outbox database; cheap to clone.
+#[derive(Clone)]
+pub struct Outbox {
+    pub(super) writer: SqlitePool,
+    pub(super) reader: SqlitePool,
+    pub(super) path: PathBuf,
+    enqueued: Arc<Notify>,
+}
+
+impl Outbox {
+    /// Opens (creating with mode 0600 when missing) and migrates the database at `path`.
+    pub async fn open(path: &Path, busy_timeout: Duration) -> Result<Outbox, OutboxError> {
+        create_private_file(path)?;
+        let options = connect_options(path, busy_timeout);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await?;
+        migrate(path, &writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Outbox {
+            writer,
+            reader,
+            path: path.to_path_buf(),
+            enqueued: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Signalled after every commit that stored new jobs in this process.
+    pub fn enqueued(&self) -> Arc<Notify> {
+        Arc::clone(&self.enqueued)
+    }
+
+    pub(super) fn wake_workers(&self) {
+        self.enqueued.notify_waiters();
+        self.enqueued.notify_one();
+    }
+
+    /// Starts a write transaction that takes the database write lock at once, so that it
+    /// waits on `busy_timeout` instead of failing on a lock upgrade.
+    pub(super) async fn write(&self) -> Result<Transaction<'static, Sqlite>, OutboxError> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Checks that the database answers a query.
+    pub async fn ping(&self) -> Result<(), OutboxError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    /// Copies the write-ahead log into the database file and truncates it.
+    pub async fn checkpoint(&self) -> Result<(), OutboxError> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Sizes in bytes of the database file and of its write-ahead log.
+    pub fn file_sizes(&self) -> (u64, u64) {
+        let size = |path: &Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        (size(&self.path), size(Path::new(&wal)))
+    }
+
+    /// Closes both pools, waiting for open transactions.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+fn create_private_file(path: &Path) -> Result<(), OutboxError> {
+    let file_error = |source| OutboxError::File {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(file_error)?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .map_err(file_error)
+}
+
+fn connect_options(path: &Path, busy_timeout: Duration) -> SqliteConnectOptions {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(busy_timeout)
+        .foreign_keys(true)
+        .pragma("wal_autocheckpoint", "1000");
+    options
+}
+
+/// Applies pending migrations, holding an exclusive `flock` on the database file so that
+/// processes starting together do not apply the same migration twice.
+async fn migrate(path: &Path, writer: &SqlitePool) -> Result<(), OutboxError> {
+    let lock_file = std::fs::File::open(path).map_err(|source| OutboxError::File {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let locked = tokio::task::spawn_blocking(move || lock_file.lock().map(|()| lock_file))
+        .await
+        .map_err(|err| OutboxError::File {
+            path: path.display().to_string(),
+            source: std::io::Error::other(err),
+        })?
+        .map_err(|source| OutboxError::File {
+            path: path.display().to_string(),
+            source,
+        })?;
+    let result = MIGRATOR.run(writer).await;
+    drop(locked);
+    Ok(result?)
+}
