@@ -1,6 +1,11 @@
 //! Job kinds and the rules for their payloads: validation of the documented fields,
 //! batching, splitting and ordering keys. Everything here is pure.
 
+mod items;
 mod kind;
 
+pub use items::{
+    Chunk, ItemsError, default_ordering_key, halves, hit_id, item_count, item_field, options_key,
+    pack, split,
+};
 pub use kind::{Kind, UnknownKind};
