@@ -3,9 +3,11 @@
 
 mod items;
 mod kind;
+mod validate;
 
 pub use items::{
     Chunk, ItemsError, default_ordering_key, halves, hit_id, item_count, item_field, options_key,
     pack, split,
 };
 pub use kind::{Kind, UnknownKind};
+pub use validate::{PayloadError, validate};
