@@ -192,14 +192,7 @@ impl Packer {
     fn add(&mut self, index: usize, body: &Value) -> Result<(), ItemsError> {
         let (field, items) = items_of(body)?;
         if items.len() > self.max_items {
-            self.close();
-            for part in split(body, self.max_items)? {
-                self.done.push(Chunk {
-                    body: part,
-                    members: vec![index],
-                });
-            }
-            return Ok(());
+            return self.add_split(index, body);
         }
 
         let open_len = self.current.as_ref().map_or(0, |open| open.items.len());
@@ -214,6 +207,18 @@ impl Packer {
         });
         open.items.extend(items.iter().cloned());
         open.members.push(index);
+        Ok(())
+    }
+
+    /// Adds a body too large for one request as chunks that carry only that body.
+    fn add_split(&mut self, index: usize, body: &Value) -> Result<(), ItemsError> {
+        self.close();
+        for part in split(body, self.max_items)? {
+            self.done.push(Chunk {
+                body: part,
+                members: vec![index],
+            });
+        }
         Ok(())
     }
 

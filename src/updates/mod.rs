@@ -3,6 +3,7 @@
 
 mod items;
 mod kind;
+mod lines;
 mod validate;
 
 pub use items::{
@@ -10,4 +11,5 @@ pub use items::{
     pack, split,
 };
 pub use kind::{Kind, UnknownKind};
+pub use lines::{LineError, MAX_HIT_ID_CHARS, parse_line, parse_lines};
 pub use validate::{PayloadError, validate};
