@@ -2,5 +2,6 @@
 //! FunnelFlux Pro Reporting API.
 
 pub mod config;
+pub mod outbox;
 pub mod secret;
 pub mod updates;

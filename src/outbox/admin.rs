@@ -46,13 +46,22 @@ impl Outbox {
         .bind(id)
         .fetch_all(&self.reader)
         .await?;
-        Ok((job_from_row(&row), attempts.iter().map(attempt_from_row).collect()))
+        Ok((
+            job_from_row(&row),
+            attempts.iter().map(attempt_from_row).collect(),
+        ))
     }
 
     /// Requeues a failed or cancelled job to be sent at once, with a fresh attempt count.
     pub async fn retry(&self, id: i64) -> Result<(), OutboxError> {
-        self.transition(id, "retry", &[Status::Failed, Status::Cancelled], "pending", 0)
-            .await
+        self.transition(
+            id,
+            "retry",
+            &[Status::Failed, Status::Cancelled],
+            "pending",
+            0,
+        )
+        .await
     }
 
     /// Requeues every job with the given status (failed or cancelled); returns the count.
@@ -88,7 +97,8 @@ impl Outbox {
 
     /// Approves a held reset, which is then performed without a second check.
     pub async fn approve(&self, id: i64) -> Result<(), OutboxError> {
-        self.transition(id, "approve", &[Status::Held], "pending", 1).await
+        self.transition(id, "approve", &[Status::Held], "pending", 1)
+            .await
     }
 
     async fn transition(
@@ -109,7 +119,12 @@ impl Outbox {
             .parse::<Status>()
             .unwrap_or(Status::Failed);
         if !from.contains(&status) {
-            return Err(OutboxError::InvalidTransition { id, status, action, hint: hint(action) });
+            return Err(OutboxError::InvalidTransition {
+                id,
+                status,
+                action,
+                hint: hint(action),
+            });
         }
         let finished = (to == "cancelled").then(now_ms);
         sqlx::query(

@@ -40,11 +40,18 @@ pub struct Claimed {
 pub enum Transition {
     Delivered,
     /// Failed for good, with the reason kept on the job.
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
     /// Back to pending, due at `at_ms`.
-    Retry { at_ms: i64, reason: String },
+    Retry {
+        at_ms: i64,
+        reason: String,
+    },
     /// A reset above its guard, waiting for approval.
-    Held { reason: String },
+    Held {
+        reason: String,
+    },
     /// Back to pending at once, without counting an attempt (shutdown, pause).
     Release,
 }
@@ -99,7 +106,12 @@ impl Outbox {
     }
 
     /// Extends the leases of jobs this run still owns.
-    pub async fn renew(&self, run_id: &str, ids: &[i64], lease: Duration) -> Result<u64, OutboxError> {
+    pub async fn renew(
+        &self,
+        run_id: &str,
+        ids: &[i64],
+        lease: Duration,
+    ) -> Result<u64, OutboxError> {
         let until = now_ms().saturating_add(lease.as_millis() as i64);
         let mut tx = self.write().await?;
         let mut renewed = 0;
@@ -140,15 +152,22 @@ impl Outbox {
     }
 
     /// Records the hit count a reset validation returned.
-    pub async fn set_reset_hits(&self, run_id: &str, id: i64, hits: i64) -> Result<(), OutboxError> {
+    pub async fn set_reset_hits(
+        &self,
+        run_id: &str,
+        id: i64,
+        hits: i64,
+    ) -> Result<(), OutboxError> {
         let mut tx = self.write().await?;
-        sqlx::query("UPDATE jobs SET reset_hits = ?1, updated_at = ?2 WHERE id = ?3 AND lease_owner = ?4")
-            .bind(hits)
-            .bind(now_ms())
-            .bind(id)
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE jobs SET reset_hits = ?1, updated_at = ?2 WHERE id = ?3 AND lease_owner = ?4",
+        )
+        .bind(hits)
+        .bind(now_ms())
+        .bind(id)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -177,7 +196,10 @@ impl Outbox {
     }
 }
 
-pub(super) async fn release_where_owner(conn: &mut SqliteConnection, run_id: &str) -> Result<u64, OutboxError> {
+pub(super) async fn release_where_owner(
+    conn: &mut SqliteConnection,
+    run_id: &str,
+) -> Result<u64, OutboxError> {
     let released = sqlx::query(
         "UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
          updated_at = ?1 WHERE status = 'in_flight' AND lease_owner = ?2",
@@ -211,7 +233,12 @@ async fn intake(conn: &mut SqliteConnection, now: i64) -> Result<i64, OutboxErro
         let payload: String = row.get(2);
         let ordering_key: Option<String> = row.get(3);
         let not_before: Option<String> = row.get(4);
-        match check_row(&kind, &payload, ordering_key.as_deref(), not_before.as_deref()) {
+        match check_row(
+            &kind,
+            &payload,
+            ordering_key.as_deref(),
+            not_before.as_deref(),
+        ) {
             Ok(keys) => {
                 sqlx::query(
                     "UPDATE jobs SET checked = 1, ordering_key = ?1, batch_key = ?2, \
@@ -335,7 +362,9 @@ async fn apply(
     let (status, next_at, error, finished) = match &outcome.transition {
         Transition::Delivered => ("delivered", None, None, Some(now)),
         Transition::Failed { reason } => ("failed", None, Some(reason.as_str()), Some(now)),
-        Transition::Retry { at_ms, reason } => ("pending", Some(*at_ms), Some(reason.as_str()), None),
+        Transition::Retry { at_ms, reason } => {
+            ("pending", Some(*at_ms), Some(reason.as_str()), None)
+        }
         Transition::Held { reason } => ("held", None, Some(reason.as_str()), None),
         Transition::Release => ("pending", None, None, None),
     };

@@ -30,15 +30,21 @@ impl Outbox {
         let mut tx = self.write().await?;
         let mut results = Vec::with_capacity(groups.len());
         for group in groups {
-            sqlx::query("SAVEPOINT enqueue_group").execute(&mut *tx).await?;
+            sqlx::query("SAVEPOINT enqueue_group")
+                .execute(&mut *tx)
+                .await?;
             match insert_all(&mut tx, group).await {
                 Ok(stored) => results.push(Ok(stored)),
                 Err(err) => {
-                    sqlx::query("ROLLBACK TO enqueue_group").execute(&mut *tx).await?;
+                    sqlx::query("ROLLBACK TO enqueue_group")
+                        .execute(&mut *tx)
+                        .await?;
                     results.push(Err(err));
                 }
             }
-            sqlx::query("RELEASE enqueue_group").execute(&mut *tx).await?;
+            sqlx::query("RELEASE enqueue_group")
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         self.wake_workers();
@@ -46,7 +52,10 @@ impl Outbox {
     }
 }
 
-async fn insert_all(conn: &mut SqliteConnection, jobs: &[NewJob]) -> Result<Vec<Enqueued>, OutboxError> {
+async fn insert_all(
+    conn: &mut SqliteConnection,
+    jobs: &[NewJob],
+) -> Result<Vec<Enqueued>, OutboxError> {
     let mut stored = Vec::with_capacity(jobs.len());
     for job in jobs {
         stored.push(insert(conn, job).await?);
@@ -71,7 +80,10 @@ async fn insert(conn: &mut SqliteConnection, job: &NewJob) -> Result<Enqueued, O
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(row) = inserted {
-        return Ok(Enqueued { id: row.get(0), created: true });
+        return Ok(Enqueued {
+            id: row.get(0),
+            created: true,
+        });
     }
 
     // The insert was skipped, so the idempotency key exists.
@@ -79,5 +91,8 @@ async fn insert(conn: &mut SqliteConnection, job: &NewJob) -> Result<Enqueued, O
         .bind(&job.idempotency_key)
         .fetch_one(&mut *conn)
         .await?;
-    Ok(Enqueued { id: existing, created: false })
+    Ok(Enqueued {
+        id: existing,
+        created: false,
+    })
 }

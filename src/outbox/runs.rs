@@ -59,7 +59,8 @@ impl Outbox {
             .mode(0o600)
             .open(&lock_path)
             .map_err(file_error)?;
-        lock.try_lock().map_err(|err| file_error(std::io::Error::other(err.to_string())))?;
+        lock.try_lock()
+            .map_err(|err| file_error(std::io::Error::other(err.to_string())))?;
 
         let mut tx = self.write().await?;
         sqlx::query("INSERT INTO runs (id, pid, started_at) VALUES (?1, ?2, ?3)")
@@ -69,7 +70,11 @@ impl Outbox {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(RunGuard { id, lock_path, _lock: lock })
+        Ok(RunGuard {
+            id,
+            lock_path,
+            _lock: lock,
+        })
     }
 
     /// Finds runs whose process is gone and returns their jobs to pending. Returns the
@@ -89,7 +94,10 @@ impl Outbox {
             }
             let mut tx = self.write().await?;
             let released = release_where_owner(&mut tx, &run).await?;
-            sqlx::query("DELETE FROM runs WHERE id = ?1").bind(&run).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM runs WHERE id = ?1")
+                .bind(&run)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             let _ = std::fs::remove_file(lock_path(&self.path, &run));
             if released > 0 {
@@ -103,7 +111,10 @@ impl Outbox {
     /// Removes this run's row after its leases were released.
     pub async fn unregister_run(&self, run_id: &str) -> Result<(), OutboxError> {
         let mut tx = self.write().await?;
-        sqlx::query("DELETE FROM runs WHERE id = ?1").bind(run_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM runs WHERE id = ?1")
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -4,6 +4,7 @@
 mod items;
 mod kind;
 mod lines;
+mod prepare;
 mod validate;
 
 pub use items::{
@@ -12,4 +13,5 @@ pub use items::{
 };
 pub use kind::{Kind, UnknownKind};
 pub use lines::{LineError, MAX_HIT_ID_CHARS, parse_line, parse_lines};
+pub use prepare::{JobOptions, RowKeys, check_row, parse_not_before, prepare};
 pub use validate::{PayloadError, validate};
