@@ -73,9 +73,13 @@ CREATE TABLE api_tokens (
     updated_at     INTEGER NOT NULL
 );
 
--- Runs of `ffrelay serve` that may own leases.
+-- Runs of `ffrelay serve` that may own leases, with the delivery state each reports
+-- ('running', 'paused', 'breaker_open', 'stopping') so that the CLI can show it.
 CREATE TABLE runs (
     id             TEXT    PRIMARY KEY,
     pid            INTEGER NOT NULL,
-    started_at     INTEGER NOT NULL
+    started_at     INTEGER NOT NULL,
+    state          TEXT    NOT NULL DEFAULT 'running',
+    state_reason   TEXT,
+    updated_at     INTEGER NOT NULL DEFAULT 0
 );

@@ -10,12 +10,26 @@ impl Outbox {
     /// A job whose idempotency key already exists is not stored again; its entry in the
     /// result carries the existing id with `created: false`.
     pub async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>, OutboxError> {
+        self.enqueue_with_progress(jobs, |_| {}).await
+    }
+
+    /// Like [`Outbox::enqueue`], calling `progress` with the number of jobs written so far
+    /// every 1,000 jobs.
+    pub async fn enqueue_with_progress(
+        &self,
+        jobs: &[NewJob],
+        mut progress: impl FnMut(usize),
+    ) -> Result<Vec<Enqueued>, OutboxError> {
         let mut tx = self.write().await?;
         let mut stored = Vec::with_capacity(jobs.len());
-        for job in jobs {
+        for (index, job) in jobs.iter().enumerate() {
             stored.push(insert(&mut tx, job).await?);
+            if (index + 1) % 1000 == 0 {
+                progress(index + 1);
+            }
         }
         tx.commit().await?;
+        progress(jobs.len());
         self.wake_workers();
         Ok(stored)
     }

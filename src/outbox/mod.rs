@@ -36,7 +36,7 @@ mod tokens;
 mod types;
 
 pub use claim::{ClaimOptions, Claimed, Finish, Transition};
-pub use runs::RunGuard;
+pub use runs::{RunGuard, RunState};
 pub use store::Outbox;
 pub use tokens::StoredTokens;
 pub use types::*;

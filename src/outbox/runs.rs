@@ -133,3 +133,50 @@ impl Outbox {
         file.try_lock().is_ok()
     }
 }
+
+/// The delivery state a run reported.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunState {
+    pub run_id: String,
+    pub pid: i64,
+    pub started_at: i64,
+    pub state: String,
+    pub reason: Option<String>,
+    pub updated_at: i64,
+}
+
+impl Outbox {
+    /// Records this run's delivery state, for `ffrelay stats` in another process.
+    pub async fn set_run_state(&self, run_id: &str, state: &str, reason: Option<&str>) -> Result<(), OutboxError> {
+        let mut tx = self.write().await?;
+        sqlx::query("UPDATE runs SET state = ?1, state_reason = ?2, updated_at = ?3 WHERE id = ?4")
+            .bind(state)
+            .bind(reason)
+            .bind(now_ms())
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The runs registered in the database and their reported states.
+    pub async fn run_states(&self) -> Result<Vec<RunState>, OutboxError> {
+        let rows = sqlx::query(
+            "SELECT id, pid, started_at, state, state_reason, updated_at FROM runs ORDER BY started_at",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| RunState {
+                run_id: row.get(0),
+                pid: row.get(1),
+                started_at: row.get(2),
+                state: row.get(3),
+                reason: row.get(4),
+                updated_at: row.get(5),
+            })
+            .collect())
+    }
+}
