@@ -2,4 +2,5 @@
 //! FunnelFlux Pro Reporting API.
 
 pub mod api;
+pub mod delivery;
 pub mod updates;

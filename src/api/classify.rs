@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 /// Maximum number of characters of a response body or error message kept in a reason.
 pub const MAX_REASON_CHARS: usize = 500;
 
-/// What the caller does next with a request after one attempt.
+/// Next step for a request after one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The API accepted the request.
@@ -128,7 +128,7 @@ fn retry_answer(answer: &Answer<'_>, context: &Context) -> Outcome {
 }
 
 fn classify_transport(error: TransportError, message: &str) -> Outcome {
-    let what = match error {
+    let summary = match error {
         TransportError::Timeout => "request timed out",
         TransportError::Connect => "connection failed",
         TransportError::Body => "reading the response body failed",
@@ -137,7 +137,7 @@ fn classify_transport(error: TransportError, message: &str) -> Outcome {
 
     Outcome::Retry {
         after: None,
-        reason: format!("{what}: {}", excerpt(message)),
+        reason: format!("{summary}: {}", excerpt(message)),
         throttled: false,
     }
 }
@@ -149,12 +149,15 @@ fn status_reason(answer: &Answer<'_>) -> String {
 
 fn unexpected_status_reason(answer: &Answer<'_>) -> String {
     let status = answer.status;
-    let what = match status {
+    let summary = match status {
         100..=199 => "unexpected informational status",
         300..=399 => "unexpected redirect",
         _ => "invalid http status",
     };
-    format!("{what} {status} from the API: {}", body_detail(answer.body))
+    format!(
+        "{summary} {status} from the API: {}",
+        body_detail(answer.body)
+    )
 }
 
 /// Picks the API's error message out of a JSON body, else an excerpt of the whole body.
@@ -399,9 +402,9 @@ mod tests {
         let Outcome::Failed { reason } = classify(Ok(&answer), &context(false)) else {
             panic!("422 must fail");
         };
-        let kept = reason.trim_start_matches("http 422: ");
-        assert_eq!(kept.chars().count(), MAX_REASON_CHARS + 1);
-        assert!(kept.ends_with("é…"));
+        let detail = reason.trim_start_matches("http 422: ");
+        assert_eq!(detail.chars().count(), MAX_REASON_CHARS + 1);
+        assert!(detail.ends_with("é…"));
     }
 
     #[test]

@@ -22,7 +22,12 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in a stable order for reports.
-    pub const ALL: [Kind; 4] = [Kind::Conversions, Kind::CustomEvents, Kind::Cost, Kind::Reset];
+    pub const ALL: [Kind; 4] = [
+        Kind::Conversions,
+        Kind::CustomEvents,
+        Kind::Cost,
+        Kind::Reset,
+    ];
 
     /// The name used in the CLI, the HTTP API and the database.
     pub fn as_str(self) -> &'static str {

@@ -1,0 +1,3 @@
+//! Delivery policy: retry timing, the shared rate limit and the circuit breaker.
+
+pub mod retry;
