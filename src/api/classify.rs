@@ -245,6 +245,10 @@ mod tests {
         Some(Duration::from_secs(n))
     }
 
+    /// One table row: status, `Retry-After`, body, token expired, expected shape, and a
+    /// text the reason must contain.
+    type Case<'a> = (u16, Option<&'a str>, &'a str, bool, Shape, &'a str);
+
     #[test]
     fn answers_classify_by_table() {
         use Shape::*;
@@ -253,8 +257,7 @@ mod tests {
         let json_nested = r#"{"error":{"code":7,"message":"too large"}}"#;
         let future = "Wed, 02 Dec 2026 10:00:30 GMT";
         let past = "Wed, 02 Dec 2026 09:00:00 GMT";
-        // (status, retry-after, body, token expired, shape, text the reason contains)
-        let cases: &[(u16, Option<&str>, &str, bool, Shape, &str)] = &[
+        let cases: &[Case] = &[
             (200, None, "", false, Delivered, ""),
             (204, Some("5"), "", false, Delivered, ""),
             (299, None, "", true, Delivered, ""),
