@@ -1,3 +1,4 @@
 //! Delivery policy: retry timing, the shared rate limit and the circuit breaker.
 
+pub mod rate_limit;
 pub mod retry;
