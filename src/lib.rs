@@ -16,4 +16,5 @@ pub mod mock_api;
 pub mod outbox;
 pub mod secret;
 pub mod server;
+pub mod telemetry;
 pub mod updates;

@@ -75,14 +75,20 @@ fn read_input(file: Option<&PathBuf>) -> anyhow::Result<String> {
     let mut bytes = Vec::new();
     match file.filter(|path| path.as_os_str() != "-") {
         Some(path) => {
-            bytes = std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?
+            bytes =
+                std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?
         }
         None => {
-            std::io::stdin().read_to_end(&mut bytes).context("failed to read standard input")?;
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("failed to read standard input")?;
         }
     }
     String::from_utf8(bytes).map_err(|err| {
-        anyhow::anyhow!("input is not valid UTF-8 at byte {}; nothing was stored", err.utf8_error().valid_up_to())
+        anyhow::anyhow!(
+            "input is not valid UTF-8 at byte {}; nothing was stored",
+            err.utf8_error().valid_up_to()
+        )
     })
 }
 
@@ -95,17 +101,23 @@ fn parse_records(args: &EnqueueArgs, text: &str) -> anyhow::Result<Vec<(String, 
             if args.kind != Kind::Conversions {
                 bail!("--format lines is for conversions only, not {}", args.kind);
             }
-            let records = parse_lines(text).map_err(|(line, err)| {
-                anyhow::anyhow!("line {line}: {err}; nothing was stored")
-            })?;
-            Ok(records.into_iter().map(|(line, body)| (format!("line {line}"), body)).collect())
+            let records = parse_lines(text)
+                .map_err(|(line, err)| anyhow::anyhow!("line {line}: {err}; nothing was stored"))?;
+            Ok(records
+                .into_iter()
+                .map(|(line, body)| (format!("line {line}"), body))
+                .collect())
         }
     }
 }
 
 fn parse_json(text: &str) -> anyhow::Result<Vec<(String, Value)>> {
     let value: Value = serde_json::from_str(text).map_err(|err| {
-        anyhow::anyhow!("invalid JSON at line {}, column {}: {err}; nothing was stored", err.line(), err.column())
+        anyhow::anyhow!(
+            "invalid JSON at line {}, column {}: {err}; nothing was stored",
+            err.line(),
+            err.column()
+        )
     })?;
     Ok(match value {
         Value::Array(bodies) => bodies
@@ -124,7 +136,10 @@ fn parse_ndjson(text: &str) -> anyhow::Result<Vec<(String, Value)>> {
             continue;
         }
         let body = serde_json::from_str(line).map_err(|err| {
-            anyhow::anyhow!("line {}: invalid JSON: {err}; nothing was stored", index + 1)
+            anyhow::anyhow!(
+                "line {}: invalid JSON: {err}; nothing was stored",
+                index + 1
+            )
         })?;
         records.push((format!("line {}", index + 1), body));
     }

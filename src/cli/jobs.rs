@@ -68,8 +68,19 @@ pub async fn run(command: JobsCommand, settings: &Settings) -> anyhow::Result<Ex
 
 async fn dispatch(command: JobsCommand, outbox: &Outbox) -> anyhow::Result<()> {
     match command {
-        JobsCommand::List { status, kind, limit, before, json } => {
-            let filter = ListFilter { status, kind: kind.map(|k| k.to_string()), limit, before_id: before };
+        JobsCommand::List {
+            status,
+            kind,
+            limit,
+            before,
+            json,
+        } => {
+            let filter = ListFilter {
+                status,
+                kind: kind.map(|k| k.to_string()),
+                limit,
+                before_id: before,
+            };
             let jobs = outbox.list(&filter).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&jobs)?);
@@ -85,7 +96,9 @@ async fn dispatch(command: JobsCommand, outbox: &Outbox) -> anyhow::Result<()> {
             } else {
                 println!("{}", serde_json::to_string_pretty(&job)?);
                 for attempt in attempts {
-                    let status = attempt.http_status.map_or("-".to_string(), |s| s.to_string());
+                    let status = attempt
+                        .http_status
+                        .map_or("-".to_string(), |s| s.to_string());
                     let error = attempt.error.or(attempt.response).unwrap_or_default();
                     println!(
                         "attempt {} status {status} {} in {} ms: {error}",
@@ -94,11 +107,17 @@ async fn dispatch(command: JobsCommand, outbox: &Outbox) -> anyhow::Result<()> {
                 }
             }
         }
-        JobsCommand::Retry { id: Some(id), json, .. } => {
+        JobsCommand::Retry {
+            id: Some(id), json, ..
+        } => {
             outbox.retry(id).await?;
             report(json, "retry", json!({"id": id, "status": "pending"}));
         }
-        JobsCommand::Retry { status: Some(status), json, .. } => {
+        JobsCommand::Retry {
+            status: Some(status),
+            json,
+            ..
+        } => {
             let count = outbox.retry_all(status).await?;
             report(json, "retry", json!({"status": status, "requeued": count}));
         }
@@ -109,7 +128,11 @@ async fn dispatch(command: JobsCommand, outbox: &Outbox) -> anyhow::Result<()> {
         }
         JobsCommand::Approve { id, json } => {
             outbox.approve(id).await?;
-            report(json, "approve", json!({"id": id, "status": "pending", "approved": true}));
+            report(
+                json,
+                "approve",
+                json!({"id": id, "status": "pending", "approved": true}),
+            );
         }
     }
     Ok(())
@@ -124,7 +147,10 @@ fn report(json: bool, action: &str, value: serde_json::Value) {
 }
 
 fn print_table(jobs: &[Job]) {
-    println!("{:>10}  {:<13}  {:<10}  {:>8}  last error", "id", "kind", "status", "attempts");
+    println!(
+        "{:>10}  {:<13}  {:<10}  {:>8}  last error",
+        "id", "kind", "status", "attempts"
+    );
     for job in jobs {
         let error = job.last_error.as_deref().unwrap_or("");
         let error: String = error.chars().take(60).collect();
@@ -158,7 +184,10 @@ pub async fn stats(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> 
     }
     for run in &runs {
         let reason = run.reason.as_deref().unwrap_or("");
-        println!("run {} (pid {}): {} {reason}", run.run_id, run.pid, run.state);
+        println!(
+            "run {} (pid {}): {} {reason}",
+            run.run_id, run.pid, run.state
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

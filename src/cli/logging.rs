@@ -20,5 +20,8 @@ pub fn init(settings: &LogSettings) {
 
 /// Installs text logs at `info`, or `RUST_LOG` when set.
 pub fn init_default() {
-    init(&LogSettings { level: "info".into(), format: LogFormat::Text });
+    init(&LogSettings {
+        level: "info".into(),
+        format: LogFormat::Text,
+    });
 }

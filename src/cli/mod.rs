@@ -63,7 +63,10 @@ enum Command {
 /// Parses the command line, runs the command and maps the result to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: failed to start the async runtime: {err}");
@@ -101,7 +104,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 async fn run_with_settings(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve => crate::daemon::serve(settings).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve => crate::daemon::serve(settings)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Enqueue(args) => enqueue::run(args, &settings).await,
         Command::Jobs(command) => jobs::run(command, &settings).await,
         Command::Stats { json } => jobs::stats(&settings, json).await,
@@ -112,7 +117,9 @@ async fn run_with_settings(command: Command, settings: Settings) -> anyhow::Resu
             print!("{}", settings.redacted());
             Ok(ExitCode::SUCCESS)
         }
-        Command::MockApi(_) | Command::Demo(_) | Command::Bench(_) => unreachable!("handled in run"),
+        Command::MockApi(_) | Command::Demo(_) | Command::Bench(_) => {
+            unreachable!("handled in run")
+        }
     }
 }
 

@@ -61,10 +61,13 @@ pub async fn reset(command: ResetCommand, settings: &Settings) -> anyhow::Result
                 .with_context(|| format!("failed to read {}", path.display()))?
         }
         None => {
-            std::io::stdin().read_to_string(&mut text).context("failed to read standard input")?;
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("failed to read standard input")?;
         }
     }
-    let body: serde_json::Value = serde_json::from_str(&text).context("the reset body is not valid JSON")?;
+    let body: serde_json::Value =
+        serde_json::from_str(&text).context("the reset body is not valid JSON")?;
     validate(Kind::Reset, &body)?;
 
     let outbox = super::open_outbox(settings).await?;

@@ -147,7 +147,12 @@ pub struct RunState {
 
 impl Outbox {
     /// Records this run's delivery state, for `ffrelay stats` in another process.
-    pub async fn set_run_state(&self, run_id: &str, state: &str, reason: Option<&str>) -> Result<(), OutboxError> {
+    pub async fn set_run_state(
+        &self,
+        run_id: &str,
+        state: &str,
+        reason: Option<&str>,
+    ) -> Result<(), OutboxError> {
         let mut tx = self.write().await?;
         sqlx::query("UPDATE runs SET state = ?1, state_reason = ?2, updated_at = ?3 WHERE id = ?4")
             .bind(state)
