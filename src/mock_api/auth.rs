@@ -3,7 +3,7 @@
 //!
 //! Invariants: an access token the mock never issued is unknown, even after it expires an
 //! issued token stays known (so `POST /auth/validate` accepts it as bearer), and
-//! `set_tokens` forgets every earlier token.
+//! `set_tokens` drops every earlier token.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 
-/// What the `Authorization` header of a request carries.
+/// Classification of the bearer token in a request's `Authorization` header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Bearer {
     /// An issued access token that has not expired.
@@ -24,7 +24,7 @@ pub(crate) enum Bearer {
     Expired,
 }
 
-/// Why `POST /auth/validate` rejected a refresh.
+/// Reason `POST /auth/validate` rejected a refresh.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum RefreshError {
     #[error("missing bearer token")]

@@ -27,7 +27,7 @@ pub struct MockApiArgs {
     #[arg(long, default_value = "72h", value_parser = humantime::parse_duration)]
     pub token_ttl: Duration,
 
-    /// Fraction of update requests (0.0 to 1.0) answered with --failure-status.
+    /// Fraction of update requests (0.0 to 1.0) that get --failure-status.
     #[arg(long, default_value_t = 0.0)]
     pub failure_rate: f64,
 
@@ -35,11 +35,11 @@ pub struct MockApiArgs {
     #[arg(long, default_value_t = 503)]
     pub failure_status: u16,
 
-    /// Delay before every /v1 answer, such as `200ms`.
+    /// Delay before every /v1 response, such as `200ms`.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     pub latency: Duration,
 
-    /// Update requests per second allowed before answering 429; no limit when absent.
+    /// Update requests per second allowed before responding 429. No limit when absent.
     #[arg(long)]
     pub rate_limit: Option<f64>,
 
@@ -47,11 +47,11 @@ pub struct MockApiArgs {
     #[arg(long, default_value_t = 1)]
     pub burst: u32,
 
-    /// Value of the Retry-After header on 429 answers, in seconds.
+    /// Value of the Retry-After header on 429 responses, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 1)]
     pub retry_after: u64,
 
-    /// Send 429 answers without a Retry-After header.
+    /// Send 429 responses without a Retry-After header.
     #[arg(long, conflicts_with = "retry_after")]
     pub no_retry_after: bool,
 
@@ -63,7 +63,7 @@ pub struct MockApiArgs {
     #[arg(long, default_value_t = 0)]
     pub reset_count: i64,
 
-    /// Fraction of /v1 requests (0.0 to 1.0) that are never answered.
+    /// Fraction of /v1 requests (0.0 to 1.0) held without a response until shutdown.
     #[arg(long, default_value_t = 0.0)]
     pub hang_rate: f64,
 

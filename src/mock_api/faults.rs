@@ -1,8 +1,8 @@
 //! Injected faults: the `Faults` settings, their live state shared by all handlers, and the
 //! token bucket behind the simulated rate limit.
 //!
-//! Handlers read a snapshot (`Arc<Faults>`) once per request, so changing the faults never
-//! blocks a request for longer than one pointer swap. `fail_next` is the only counter that
+//! Handlers read a snapshot (`Arc<Faults>`) once per request, so the settings lock is held
+//! only to clone or swap one pointer. `fail_next` is the only counter that
 //! requests consume, and it lives in an atomic beside the snapshot.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -13,30 +13,33 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::time::Instant;
 
-/// Faults the mock injects into its answers. Every field has a default, so a partial JSON
-/// object (for example `{"failure_rate": 0.5}`) is a complete setting.
+/// Faults the mock injects into its responses. Every field has a default, so a partial JSON
+/// object (for example `{"failure_rate": 0.5}`) is a complete setting. The default injects
+/// nothing: failures would use 503, expired tokens get 401 and a rate limit, once set,
+/// sends `Retry-After: 1`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Faults {
-    /// Fraction (0.0 to 1.0) of update requests answered with `failure_status`.
+    /// Fraction (0.0 to 1.0) of update requests that get `failure_status`.
     pub failure_rate: f64,
     /// HTTP status of injected failures.
     pub failure_status: u16,
-    /// Delay before every `/v1` request is answered. JSON takes milliseconds or a
+    /// Delay before every `/v1` response. JSON takes milliseconds or a
     /// humantime string such as `"250ms"`, and always returns milliseconds.
     #[serde(with = "latency_serde")]
     pub latency: Duration,
-    /// Update requests allowed per second before the mock answers 429; `None` means no limit.
+    /// Update requests allowed per second before the mock responds 429. `None` means no limit.
     pub rate_limit_per_second: Option<f64>,
     /// Token bucket capacity of the rate limit, in requests. Values below 1 count as 1.
     pub rate_limit_burst: u32,
-    /// Value of the `Retry-After` header on 429 answers, in seconds; `None` sends no header.
+    /// Value of the `Retry-After` header on 429 responses, in seconds. `None` sends no header.
     pub retry_after_secs: Option<u64>,
     /// Hit IDs that the API rejects: a request containing one gets 400 naming it.
     pub poison_hits: Vec<String>,
     /// Number of hits returned by `POST /reporting/update/reset/`.
     pub reset_count: i64,
-    /// Fraction (0.0 to 1.0) of `/v1` requests that are never answered.
+    /// Fraction (0.0 to 1.0) of `/v1` requests held without a response until the mock shuts
+    /// down, when they get 503.
     pub hang_rate: f64,
     /// Whether `POST /auth/validate` rejects every refresh token.
     pub refuse_refresh: bool,

@@ -21,7 +21,7 @@ use super::faults::{Faults, find_poison_hit, lock, roll};
 use super::record::RecordedRequest;
 use super::validate::{self, Rejection};
 
-/// Status, body and `Retry-After` of one answer, kept apart so the recorder can store them.
+/// Status, body and `Retry-After` of one response, kept apart so the recorder can store them.
 struct Reply {
     status: StatusCode,
     body: String,
@@ -90,9 +90,12 @@ pub(super) async fn serve_v1(
     };
     let seq = shared.recorder.begin(request);
 
-    let reply = answer(&shared, &method, uri.path(), &headers, parsed).await;
+    let reply = respond(&shared, &method, uri.path(), &headers, parsed).await;
 
     let status = reply.status.as_u16();
+    if !reply.status.is_success() {
+        tracing::debug!(%method, path = uri.path(), status, "mock api rejected request");
+    }
     shared.recorder.finish(seq, status, &reply.body);
     shared.counters.count_status(status);
     reply.into_response()
@@ -108,7 +111,7 @@ fn recorded_body(shared: &Shared, parsed: &Result<Value, serde_json::Error>, raw
     }
 }
 
-async fn answer(
+async fn respond(
     shared: &Shared,
     method: &Method,
     path: &str,
@@ -132,7 +135,7 @@ async fn answer(
     update(shared, endpoint, headers, &parsed, &faults)
 }
 
-/// Waits until the mock shuts down, then answers 503 so graceful shutdown can finish.
+/// Waits until the mock shuts down, then returns 503 so graceful shutdown can finish.
 async fn hang(shared: &Shared) -> Reply {
     shared.counters.hung.fetch_add(1, Ordering::Relaxed);
     let mut stopping = shared.shutdown.subscribe();
@@ -218,7 +221,7 @@ fn check_bearer(shared: &Shared, headers: &HeaderMap, faults: &Faults) -> Option
     Some(Reply::error(status, message))
 }
 
-/// Validates `body`, rejects poison hits, counts the items and answers success.
+/// Validates `body`, rejects poison hits, counts the items and returns success.
 fn accept(shared: &Shared, endpoint: Endpoint, body: &Value, faults: &Faults) -> Reply {
     let checked = match endpoint {
         Endpoint::Conversions => validate::conversions(body),

@@ -159,7 +159,7 @@ impl MockApi {
         lock(&self.shared.tokens).set_tokens(access, refresh);
     }
 
-    /// Stops accepting connections, answers hanging requests with 503 and waits up to five
+    /// Stops accepting connections, sends 503 to hanging requests and waits up to five
     /// seconds for open requests before aborting the server.
     pub async fn shutdown(mut self) {
         self.shared.shutdown.send_replace(true);

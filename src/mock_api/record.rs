@@ -1,8 +1,8 @@
 //! The request log and the counters of the mock.
 //!
 //! Every `/v1` request is logged when it arrives, with status 0, and completed with its
-//! status and response body when it is answered, so a request that hangs stays in the log
-//! with status 0. The counters are atomics and survive `clear_requests`, which is what lets
+//! status and response body when the response is sent, so a request that hangs stays in
+//! the log with status 0. The counters are atomics and survive `clear_requests`, which is what lets
 //! a benchmark check totals with bodies switched off.
 
 use std::collections::BTreeMap;
@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::endpoint::Endpoint;
 use super::faults::lock;
 
-/// One `/v1` request as the mock saw and answered it.
+/// One `/v1` request and the response the mock sent.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RecordedRequest {
     /// Arrival time, Unix milliseconds.
@@ -27,31 +27,31 @@ pub struct RecordedRequest {
     /// The body as JSON, a JSON string when it was not valid JSON, or null when the mock
     /// runs with `record_bodies` off.
     pub body: Value,
-    /// Status sent, or 0 while the request has not been answered.
+    /// Status sent, or 0 while no response has been sent.
     pub status: u16,
     /// Response body sent (empty for a successful update).
     pub response: String,
 }
 
-/// Counters of everything the mock answered since it started.
+/// Counters of the responses the mock sent since it started.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MockStats {
-    /// Requests to `/v1` that got an answer.
+    /// Requests to `/v1` that got a response.
     pub requests: u64,
-    /// Answered `/v1` requests by HTTP status.
+    /// Responses to `/v1` requests by HTTP status.
     pub by_status: BTreeMap<u16, u64>,
     /// Items accepted per update endpoint: the length of `hits` or `costSegments`, and 1 per
     /// accepted reset request.
     pub accepted_items: EndpointCounts,
-    /// Update requests answered with success, per endpoint.
+    /// Update requests that succeeded, per endpoint.
     pub accepted_requests: EndpointCounts,
     /// Successful token refreshes.
     pub refreshes: u64,
-    /// Refresh requests answered with 401.
+    /// Refresh requests rejected with 401.
     pub refused_refreshes: u64,
-    /// Requests answered with 429 by the rate limit.
+    /// Requests rejected with 429 by the rate limit.
     pub rate_limited: u64,
-    /// Requests the mock chose never to answer.
+    /// Requests held without a response until shutdown (see `Faults::hang_rate`).
     pub hung: u64,
 }
 
@@ -187,7 +187,7 @@ impl Recorder {
         seq
     }
 
-    /// Stores the answer of request `seq`, unless `clear` removed it meanwhile.
+    /// Stores the response of request `seq`, unless `clear` removed it meanwhile.
     pub(crate) fn finish(&self, seq: u64, status: u16, response: &str) {
         let mut log = lock(&self.log);
         let Some(index) = seq.checked_sub(log.first_seq) else {

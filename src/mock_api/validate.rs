@@ -8,7 +8,7 @@
 use chrono::{DateTime, FixedOffset};
 use serde_json::{Map, Value, json};
 
-/// An invalid field: the answer body of a 400.
+/// An invalid field, sent as the body of a 400 response.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Rejection {
     pub(crate) error: String,
