@@ -60,8 +60,9 @@ pub enum Transition {
 #[derive(Debug, Clone)]
 pub struct Finish {
     pub job_id: i64,
-    /// The try to record; `None` when no request was sent for this job.
-    pub attempt: Option<Attempt>,
+    /// Requests this try sent for the job (several when a batch was split); empty when
+    /// none was sent.
+    pub attempts: Vec<Attempt>,
     pub transition: Transition,
 }
 
@@ -131,18 +132,21 @@ impl Outbox {
         Ok(renewed)
     }
 
-    /// Records the outcome of a request's jobs in one transaction. Attempts are always
-    /// recorded; a transition applies only while this run owns the job's lease. Returns the
+    /// Records the outcome of a try of several jobs in one transaction. Attempts are always
+    /// recorded; a transition applies only while this run owns the job's lease, and counts
+    /// as one attempt of the job unless it is a release. Returns the
     /// ids whose lease was lost, which another worker may now be sending.
     pub async fn finish(&self, run_id: &str, outcomes: &[Finish]) -> Result<Vec<i64>, OutboxError> {
         let mut tx = self.write().await?;
         let now = now_ms();
         let mut lost = Vec::new();
         for outcome in outcomes {
-            if let Some(attempt) = &outcome.attempt {
+            for attempt in &outcome.attempts {
                 record_attempt(&mut tx, attempt).await?;
             }
-            let counted = i64::from(outcome.attempt.is_some());
+            // A release (shutdown, auth pause) never uses up an attempt.
+            let released = outcome.transition == Transition::Release;
+            let counted = i64::from(!outcome.attempts.is_empty() && !released);
             if !apply(&mut tx, run_id, outcome, counted, now).await? {
                 lost.push(outcome.job_id);
             }

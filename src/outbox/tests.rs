@@ -43,7 +43,7 @@ async fn status_of(outbox: &Outbox, id: i64) -> String {
 fn done(id: i64, transition: Transition) -> Finish {
     Finish {
         job_id: id,
-        attempt: None,
+        attempts: Vec::new(),
         transition,
     }
 }
@@ -243,7 +243,7 @@ async fn attempts_are_recorded_and_counted() {
             "run",
             &[Finish {
                 job_id: id,
-                attempt: Some(attempt.clone()),
+                attempts: vec![attempt.clone()],
                 transition: retry,
             }],
         )
