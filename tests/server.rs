@@ -211,7 +211,7 @@ fn job(kind: &str, key: &str) -> NewJob {
     }
 }
 
-/// A second connection to the database, as another process would have.
+/// Opens a second connection to the database, as another process would.
 async fn other_connection(path: &Path) -> SqliteConnection {
     let options = SqliteConnectOptions::new().filename(path);
     SqliteConnection::connect_with(&options).await.unwrap()

@@ -1,7 +1,7 @@
 //! Admin endpoints: list and show jobs, steer them (retry, cancel, approve), and report
 //! queue statistics. Each handler translates one HTTP request into one outbox call.
 //!
-//! Answers use the same JSON shapes as the `--json` output of the `ffrelay jobs` and
+//! Responses use the same JSON shapes as the `--json` output of the `ffrelay jobs` and
 //! `ffrelay stats` commands.
 
 use std::collections::HashMap;
@@ -38,7 +38,7 @@ pub async fn list(
     let mut filter = list_filter(&parameters)?;
     let limit = filter.limit as usize;
 
-    // One extra row tells whether another page follows.
+    // Fetching one extra row shows whether another page follows.
     filter.limit += 1;
     let mut jobs = state.outbox.list(&filter).await?;
     let next = (jobs.len() > limit).then(|| jobs[limit - 1].id);
@@ -46,7 +46,7 @@ pub async fn list(
     Ok(Json(json!({ "jobs": jobs, "next": next })))
 }
 
-/// One job with its attempts, oldest first.
+/// Shows one job with its attempts, oldest first.
 pub async fn show(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -86,7 +86,8 @@ pub async fn approve(
     Ok(Json(approved))
 }
 
-/// Outbox counts, the delivery health of this process, and the registered runs.
+/// Reports the outbox counts, the delivery health of this process, and the registered
+/// runs.
 pub async fn stats(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     let stats = state.outbox.stats().await?;
     let runs = state.outbox.run_states().await?;
@@ -144,7 +145,7 @@ fn parse_id(text: &str) -> Result<i64, ApiError> {
     parse_positive("id", text)
 }
 
-/// Parses a job id, which is a positive integer; `field` names the parameter at fault.
+/// Parses a job id, which is a positive integer. `field` names the parameter at fault.
 fn parse_positive(field: &str, text: &str) -> Result<i64, ApiError> {
     match text.parse::<i64>() {
         Ok(id) if id > 0 => Ok(id),

@@ -12,13 +12,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use subtle::ConstantTimeEq;
-use tracing::debug;
 
 use super::AppState;
 use super::error::ApiError;
 
 /// Passes the request on when no token is configured or the request carries it, and
-/// answers 401 otherwise.
+/// responds with 401 otherwise.
 pub async fn require_token(
     State(state): State<Arc<AppState>>,
     request: Request,
@@ -36,7 +35,8 @@ pub async fn require_token(
     }
 }
 
-/// The token of an `Authorization: Bearer` header; the scheme name is case-insensitive.
+/// Extracts the token of an `Authorization: Bearer` header. The scheme name is
+/// case-insensitive, and an empty token counts as missing.
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -52,7 +52,6 @@ fn is_same_token(offered: &str, expected: &str) -> bool {
 }
 
 fn unauthorized(message: &str) -> ApiError {
-    debug!(reason = message, "rejected a request without a valid token");
     ApiError::new(StatusCode::UNAUTHORIZED, message)
 }
 

@@ -1,26 +1,26 @@
 //! The JSON error body of every failed request, and the mapping from module errors to
 //! HTTP statuses.
 //!
-//! Every error is `{"error": "...", "field": "...", "index": N}`, where `field` names the
-//! input at fault and `index` the position of the job in an array body; both are left out
+//! Every error is `{"error": "...", "field": "...", "index": N}`. `field` names the input
+//! at fault and `index` the position of the job in an array body, and both are left out
 //! when they do not apply. Messages never contain a token.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use tracing::error;
+use tracing::{debug, error};
 
 use super::ingest::IngestError;
 use crate::outbox::OutboxError;
 
-/// An HTTP error answer with a JSON body.
+/// An HTTP error response with a JSON body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApiError {
-    /// The HTTP status to answer with.
+    /// The HTTP status of the response.
     #[serde(skip)]
     pub status: StatusCode,
-    /// What failed, naming the value found.
+    /// The message: what failed, naming the value found.
     pub error: String,
     /// The input at fault: a JSON field, a query parameter or a path segment.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,6 +67,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status;
+        debug!(
+            status = status.as_u16(),
+            field = self.field.as_deref(),
+            index = self.index,
+            error = %self.error,
+            "request failed"
+        );
         let mut response = (status, Json(self)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             let challenge = HeaderValue::from_static("Bearer");

@@ -21,13 +21,13 @@ use crate::telemetry::{DATABASE_SIZE, OLDEST_PENDING, QUEUE_DEPTH};
 /// Media type of the Prometheus text exposition format.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Answers 200 `ok` while the process serves requests.
+/// Responds with 200 `ok` while the process serves requests.
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Answers 200 when the database answers a query and delivery is running, and 503 with
-/// the reason otherwise.
+/// Responds with 200 when the database runs a query and delivery is running, and with
+/// 503 and the reason otherwise.
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let health = state.delivery.health();
     if let Err(err) = state.outbox.ping().await {

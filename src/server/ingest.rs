@@ -4,7 +4,7 @@
 //! Invariants:
 //! - A request gets `Ok` only after the transaction holding its jobs has committed.
 //! - The jobs of one request are stored all or nothing. A request whose group fails is
-//!   rolled back to its savepoint and answered with the error, and the other groups of the
+//!   rolled back to its savepoint and gets the error, and the other groups of the
 //!   same transaction are still stored.
 //! - A failed transaction answers every request in it with the error, and the writer goes
 //!   on with the next requests.
@@ -28,7 +28,7 @@ const MAX_JOBS: usize = 20_000;
 /// Requests that may wait for the writer before `submit` itself waits.
 const QUEUE_CAPACITY: usize = 4096;
 
-/// Why jobs were not stored. Nothing of the request was stored in every case.
+/// Failure to store a request's jobs. In every case, no job of the request was stored.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum IngestError {
     /// The database failed while storing the request's jobs.
@@ -45,7 +45,7 @@ pub struct Ingest {
     queue: mpsc::Sender<Submission>,
 }
 
-/// The jobs of one request and the channel for its answer.
+/// The jobs of one request and the channel for its result.
 #[derive(Debug)]
 struct Submission {
     jobs: Vec<NewJob>,
@@ -59,7 +59,7 @@ impl Ingest {
     }
 
     /// Spawns the writer task and returns its handle too, which finishes once every
-    /// [`Ingest`] clone is dropped and the queued requests are answered.
+    /// [`Ingest`] clone is dropped and every queued request has its result.
     pub fn spawn(outbox: Outbox) -> (Ingest, JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let task = tokio::spawn(run_writer(outbox, receiver));
@@ -127,8 +127,8 @@ async fn commit(outbox: &Outbox, batch: Vec<Submission>) {
     }
 }
 
-/// Sends each request the result of its own group. A request whose client has gone away
-/// has nobody to answer, which is not an error.
+/// Sends each request the result of its own group. The send fails only when the client
+/// has gone away, which is not an error.
 fn answer_each(
     replies: Vec<oneshot::Sender<Result<Vec<Enqueued>, IngestError>>>,
     results: Vec<Result<Vec<Enqueued>, OutboxError>>,

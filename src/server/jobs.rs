@@ -3,7 +3,7 @@
 //!
 //! Invariants: nothing is stored unless every job of the body is valid, and a 202 or 200
 //! is sent only after the commit. Unknown top-level fields of a job object are rejected,
-//! so a misspelt option is not silently ignored; fields inside `payload` are kept as sent,
+//! so a misspelt option is not silently ignored. Fields inside `payload` are kept as sent,
 //! because the API's item properties are not all documented.
 
 use std::collections::BTreeMap;
@@ -36,11 +36,11 @@ const JOB_FIELDS: [&str; 5] = [
     "notBefore",
 ];
 
-/// Longest excerpt of a rejected value quoted in an error message, in characters.
+/// Maximum length of a rejected value quoted in an error message, in characters.
 const EXCERPT_CHARS: usize = 60;
 
-/// Stores the jobs of the body and answers 202 with their ids, or 200 when every job's
-/// idempotency key already existed.
+/// Stores the jobs of the body and responds with 202 and their ids, or with 200 when every
+/// job's idempotency key already existed.
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Extension(limit): Extension<BodyLimit>,
@@ -207,7 +207,7 @@ fn payload_error(err: PayloadError) -> ApiError {
     ApiError::invalid_field(field, message)
 }
 
-/// A value as it appears in an error message, shortened to a bounded excerpt.
+/// Formats a value for an error message, cut to `EXCERPT_CHARS` characters.
 fn excerpt(value: &Value) -> String {
     let text = value.to_string();
     if text.chars().count() <= EXCERPT_CHARS {

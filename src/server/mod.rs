@@ -1,7 +1,7 @@
 //! The HTTP server: job ingest, admin, health and metrics endpoints.
 //!
 //! Routes:
-//! - `POST /v1/jobs` stores one job or an array of jobs and answers after the commit.
+//! - `POST /v1/jobs` stores one job or an array of jobs and responds after the commit.
 //! - `GET /v1/jobs`, `GET /v1/jobs/{id}`, `POST /v1/jobs/{id}/retry|cancel|approve` and
 //!   `GET /v1/stats` inspect and steer the outbox.
 //! - `GET /healthz`, `GET /readyz` and `GET /metrics` serve probes and scrapers.
@@ -37,7 +37,7 @@ pub use error::ApiError;
 pub use ingest::{Ingest, IngestError};
 pub use jobs::MAX_JOBS_PER_REQUEST;
 
-/// What the handlers work on, shared by every request.
+/// The shared state that every handler works on.
 pub struct AppState {
     /// The job store behind the admin endpoints and readiness.
     pub outbox: Outbox,
@@ -80,13 +80,13 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting
-/// connections and returns once the requests in progress are answered.
+/// connections and returns once the requests in progress have their responses.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Small answers go out at once instead of waiting for Nagle's algorithm.
+    // Small responses go out at once instead of waiting for Nagle's algorithm.
     let listener = listener.tap_io(|stream| {
         if let Err(err) = stream.set_nodelay(true) {
             warn!(error = %err, "failed to set TCP_NODELAY on a connection");

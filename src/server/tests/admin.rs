@@ -117,7 +117,7 @@ async fn show_returns_job_and_attempts() {
 }
 
 #[tokio::test]
-async fn show_unknown_job_is_404_and_bad_id_is_400() {
+async fn show_rejects_unknown_and_bad_ids() {
     let f = fixture().await;
     let (status, body) = f.send(get("/v1/jobs/999")).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::{TEST_BODY_LIMIT, conversion, fixture, fixture_with_token, get, post_json, reset};
 use crate::outbox::Status;
 
-/// Asserts a 422 naming `field`, and returns the error body.
+/// Asserts a 422 whose error names `field`.
 fn assert_invalid(status: StatusCode, body: &Value, field: &str) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["field"], field, "{body}");
@@ -201,7 +201,7 @@ async fn invalid_payload_field_is_named_by_path() {
 }
 
 #[tokio::test]
-async fn invalid_array_item_is_named_by_index_and_nothing_is_stored() {
+async fn invalid_array_item_stores_nothing() {
     let f = fixture().await;
     let bad = r#"{"kind": "conversions", "payload": {"hits": []}}"#;
     let body = format!("[{}, {bad}, {}]", conversion("a"), conversion("b"));

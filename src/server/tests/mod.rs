@@ -105,12 +105,12 @@ fn ids(answer: &Value) -> Vec<i64> {
         .collect()
 }
 
-/// A valid conversion job object for one hit.
+/// Builds a valid conversion job object for one hit.
 fn conversion(hit: &str) -> String {
     format!(r#"{{"kind": "conversions", "payload": {{"hits": [{{"hitID": "{hit}"}}]}}}}"#)
 }
 
-/// A valid reset job object.
+/// Builds a valid reset job object.
 fn reset() -> String {
     r#"{"kind": "reset", "payload": {"timeStart": "2026-12-01T00:00:00Z", "timeEnd": "2026-12-02T00:00:00Z"}}"#
         .to_owned()
