@@ -1,4 +1,183 @@
-//! placeholder
-pub async fn serve(_settings: crate::config::Settings) -> anyhow::Result<()> {
-    anyhow::bail!("not built yet")
+//! `ffrelay serve`: wires the outbox, the API client, the delivery engine and the HTTP
+//! server together, and runs the shutdown sequence.
+//!
+//! Shutdown: the first SIGTERM or SIGINT stops the HTTP server from taking new requests
+//! and the engine from claiming; in-flight requests get `delivery.shutdown_grace`; what is
+//! left is released to pending; the run is unregistered and the process exits 0. A second
+//! signal exits at once with status 130; the next start then recovers this run's jobs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::api::{Client, TokenStore};
+use crate::config::Settings;
+use crate::delivery::{DeliveryState, Engine, EngineConfig, Health, ShutdownReport};
+use crate::outbox::{Outbox, RunGuard};
+use crate::server::{self, AppState, Ingest};
+use crate::telemetry;
+
+/// A running relay: outbox, delivery engine and HTTP server.
+pub struct Daemon {
+    outbox: Outbox,
+    run: RunGuard,
+    engine: Engine,
+    state: DeliveryState,
+    addr: SocketAddr,
+    stop_server: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    upkeep: JoinHandle<()>,
+}
+
+impl Daemon {
+    /// Opens the outbox, binds the listener, and starts delivery and the HTTP server.
+    pub async fn start(settings: &Settings) -> anyhow::Result<Daemon> {
+        let path = &settings.database.path;
+        let outbox = Outbox::open(path, settings.database.busy_timeout)
+            .await
+            .with_context(|| format!("failed to open the outbox {}", path.display()))?;
+        let listener = TcpListener::bind(settings.server.listen)
+            .await
+            .with_context(|| format!("failed to listen on {}", settings.server.listen))?;
+        let addr = listener
+            .local_addr()
+            .context("failed to read the listen address")?;
+        let run = outbox
+            .register_run()
+            .await
+            .context("failed to register this run")?;
+        log_startup(settings, run.id());
+
+        let tokens = Arc::new(TokenStore::load(&settings.api, outbox.clone()).await?);
+        let client = Client::new(&settings.api, tokens, settings.delivery.max_retry_after)?;
+        let state = DeliveryState::default();
+        let config = EngineConfig::from_settings(settings);
+        let run_id = run.id().to_owned();
+        let engine = Engine::start(outbox.clone(), client, config, run_id, state.clone()).await;
+
+        let metrics = telemetry::prometheus();
+        let upkeep = tokio::spawn(telemetry::upkeep(metrics.clone()));
+        let app = AppState {
+            outbox: outbox.clone(),
+            ingest: Ingest::start(outbox.clone()),
+            delivery: state.clone(),
+            ingest_token: settings.server.ingest_token.clone(),
+            metrics,
+        };
+        let router = server::router(app, settings.server.max_body_bytes);
+        let (stop_server, server_stopped) = watch::channel(false);
+        let server = tokio::spawn(server::serve(listener, router, wait_for(server_stopped)));
+        info!(listen = %addr, "http server listening");
+        Ok(Daemon {
+            outbox,
+            run,
+            engine,
+            state,
+            addr,
+            stop_server,
+            server,
+            upkeep,
+        })
+    }
+
+    /// The address the HTTP server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The outbox this daemon drains.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// The delivery health.
+    pub fn health(&self) -> Health {
+        self.state.health()
+    }
+
+    /// Stops the server and the engine, releases what is left and unregisters the run.
+    pub async fn shutdown(self) -> ShutdownReport {
+        let _ = self.stop_server.send(true);
+        let report = self.engine.shutdown().await;
+        match self.server.await {
+            Ok(Err(err)) => warn!(error = %err, "http server ended with an error"),
+            Err(err) => warn!(error = %err, "http server task failed"),
+            Ok(Ok(())) => {}
+        }
+        self.upkeep.abort();
+        if let Err(err) = self.outbox.unregister_run(self.run.id()).await {
+            warn!(error = %err, "failed to unregister this run");
+        }
+        self.outbox.close().await;
+        drop(self.run);
+        report
+    }
+}
+
+/// Runs the daemon until a shutdown signal.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let daemon = Daemon::start(&settings).await?;
+    let signal_name = first_signal().await?;
+    let started = Instant::now();
+    info!(
+        signal = signal_name,
+        "shutting down: no new claims, waiting for requests in flight"
+    );
+    tokio::spawn(exit_on_second_signal());
+    let report = daemon.shutdown().await;
+    info!(
+        released_jobs = report.released_jobs,
+        aborted_workers = report.aborted_workers,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "shutdown complete"
+    );
+    Ok(())
+}
+
+fn log_startup(settings: &Settings, run_id: &str) {
+    let d = &settings.delivery;
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        run_id,
+        database = %settings.database.path.display(),
+        api = %settings.api.base_url,
+        workers = d.workers,
+        rate_limit_per_second = d.rate_limit_per_second.unwrap_or(0.0),
+        max_batch_items = d.max_batch_items,
+        "ffrelay starting"
+    );
+    if settings.api.access_token.is_empty() {
+        warn!("no access token configured; delivery stays paused until one is provided");
+    }
+}
+
+async fn wait_for(mut stopped: watch::Receiver<bool>) {
+    while !*stopped.borrow() {
+        if stopped.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn first_signal() -> anyhow::Result<&'static str> {
+    let mut term = signal(SignalKind::terminate()).context("failed to listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("failed to listen for SIGINT")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+async fn exit_on_second_signal() {
+    if first_signal().await.is_ok() {
+        error!("second signal: exiting at once; the next start recovers this run's jobs");
+        std::process::exit(130);
+    }
 }

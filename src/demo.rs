@@ -46,15 +46,26 @@ pub struct DemoArgs {
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     crate::cli::init_logging(&args.log_level);
     let temp = tempfile::tempdir().context("failed to create a temporary folder")?;
-    let db = args.db.clone().unwrap_or_else(|| temp.path().join("demo.db"));
+    let db = args
+        .db
+        .clone()
+        .unwrap_or_else(|| temp.path().join("demo.db"));
     if args.db.is_some() && db.exists() {
-        bail!("{} already exists; the demo needs a fresh database, so pass a new path", db.display());
+        bail!(
+            "{} already exists; the demo needs a fresh database, so pass a new path",
+            db.display()
+        );
     }
     let poison = poison_hit()?;
     let api = start_mock(&poison).await?;
     let settings = demo_settings(&db, &api.base_url())?;
     let daemon = Daemon::start(&settings).await?;
-    println!("ffrelay demo: mock API at {}, relay at http://{}, database {}", api.base_url(), daemon.addr(), db.display());
+    println!(
+        "ffrelay demo: mock API at {}, relay at http://{}, database {}",
+        api.base_url(),
+        daemon.addr(),
+        db.display()
+    );
     let control = format!("http://{}/_mock/faults", api.addr());
     tokio::spawn(throttle_burst(control, api.faults()));
 
@@ -69,14 +80,22 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     summary::print(&reports, refreshes, &failed);
     let ok = drained && expected.matches(&reports);
     if ok {
-        println!("demo passed: every job ended as expected (one poison conversion failed on purpose)");
+        println!(
+            "demo passed: every job ended as expected (one poison conversion failed on purpose)"
+        );
     } else {
         println!("demo FAILED: the outcomes above differ from what was expected ({expected:?})");
     }
     if args.db.is_none() {
-        println!("the demo database was temporary; pass --db PATH to keep it for `ffrelay jobs list`");
+        println!(
+            "the demo database was temporary; pass --db PATH to keep it for `ffrelay jobs list`"
+        );
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The conversion hit the mock rejects, so that one job fails on purpose.
@@ -86,7 +105,12 @@ fn poison_hit() -> anyhow::Result<String> {
         .filter(|line| !line.starts_with('#'))
         .nth(10)
         .context("the sample conversions file is too short")?;
-    Ok(line.split([':', ',']).next().unwrap_or(line).trim().to_owned())
+    Ok(line
+        .split([':', ','])
+        .next()
+        .unwrap_or(line)
+        .trim()
+        .to_owned())
 }
 
 async fn start_mock(poison: &str) -> anyhow::Result<MockApi> {
@@ -103,7 +127,9 @@ async fn start_mock(poison: &str) -> anyhow::Result<MockApi> {
         ..MockConfig::default()
     };
     let listen = "127.0.0.1:0".parse().context("loopback address")?;
-    MockApi::start(listen, config).await.context("failed to start the mock API")
+    MockApi::start(listen, config)
+        .await
+        .context("failed to start the mock API")
 }
 
 fn demo_settings(db: &Path, base_url: &str) -> anyhow::Result<Settings> {
@@ -112,7 +138,10 @@ fn demo_settings(db: &Path, base_url: &str) -> anyhow::Result<Settings> {
         ("FFRELAY__API__ACCESS_TOKEN", "mock-access-0"),
         ("FFRELAY__API__REFRESH_TOKEN", "mock-refresh"),
         ("FFRELAY__API__TOKEN_REFRESH_MARGIN", "1s"),
-        ("FFRELAY__DATABASE__PATH", db.to_str().context("database path is not UTF-8")?),
+        (
+            "FFRELAY__DATABASE__PATH",
+            db.to_str().context("database path is not UTF-8")?,
+        ),
         ("FFRELAY__SERVER__LISTEN", "127.0.0.1:0"),
         ("FFRELAY__DELIVERY__RATE_LIMIT_PER_SECOND", "0"),
         ("FFRELAY__DELIVERY__MAX_BATCH_ITEMS", "100"),
@@ -163,9 +192,18 @@ impl Expected {
 
     /// Everything delivered, except the one poison conversion, which failed.
     fn matches(&self, reports: &[KindReport]) -> bool {
-        let find = |kind: &str| reports.iter().find(|r| r.kind == kind).cloned().unwrap_or_default();
+        let find = |kind: &str| {
+            reports
+                .iter()
+                .find(|r| r.kind == kind)
+                .cloned()
+                .unwrap_or_default()
+        };
         let ok = |report: KindReport, delivered: i64, failed: i64| {
-            report.delivered == delivered && report.failed == failed && report.held == 0 && report.pending == 0
+            report.delivered == delivered
+                && report.failed == failed
+                && report.held == 0
+                && report.pending == 0
         };
         ok(find("conversions"), self.conversions - 1, 1)
             && ok(find("custom-events"), self.custom_events, 0)
@@ -176,18 +214,24 @@ impl Expected {
 
 /// Feeds the sample data through the three producer paths; returns what was enqueued.
 async fn enqueue_all(daemon: &Daemon, db: &Path, scratch: &Path) -> anyhow::Result<Expected> {
-    let mut expected = Expected::default();
-    expected.conversions = enqueue_with_cli(db, scratch).await?;
-    println!("enqueued {} conversions with `ffrelay enqueue conversions --format lines`", expected.conversions);
+    let conversions = enqueue_with_cli(db, scratch).await?;
+    println!(
+        "enqueued {conversions} conversions with `ffrelay enqueue conversions --format lines`"
+    );
     let base = format!("http://{}", daemon.addr());
-    expected.custom_events = enqueue_over_http(&base).await?;
-    println!("enqueued {} custom events with POST /v1/jobs", expected.custom_events);
-    expected.cost = insert_with_sql(db).await?;
-    println!("inserted {} cost updates with SQL into the jobs table", expected.cost);
+    let custom_events = enqueue_over_http(&base).await?;
+    println!("enqueued {custom_events} custom events with POST /v1/jobs");
+    let cost = insert_with_sql(db).await?;
+    println!("inserted {cost} cost updates with SQL into the jobs table");
     let reset: Value = serde_json::from_str(RESET).context("examples/reset.json is not JSON")?;
     post_jobs(&base, &json!({"kind": "reset", "payload": reset})).await?;
-    expected.resets = 1;
     println!("enqueued 1 data reset with POST /v1/jobs; it waits for every older job");
+    let expected = Expected {
+        conversions,
+        custom_events,
+        cost,
+        resets: 1,
+    };
     Ok(expected)
 }
 
@@ -205,9 +249,14 @@ async fn enqueue_with_cli(db: &Path, scratch: &Path) -> anyhow::Result<i64> {
         .await
         .context("failed to run `ffrelay enqueue`")?;
     if !output.status.success() {
-        bail!("`ffrelay enqueue` failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "`ffrelay enqueue` failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
-    let records = CONVERSIONS.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#'));
+    let records = CONVERSIONS
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'));
     Ok(records.count() as i64)
 }
 
@@ -230,7 +279,10 @@ async fn post_jobs(base: &str, body: &Value) -> anyhow::Result<()> {
         .context("POST /v1/jobs failed")?;
     if !response.status().is_success() {
         let status = response.status();
-        bail!("POST /v1/jobs answered {status}: {}", response.text().await.unwrap_or_default());
+        bail!(
+            "POST /v1/jobs answered {status}: {}",
+            response.text().await.unwrap_or_default()
+        );
     }
     Ok(())
 }
@@ -238,7 +290,8 @@ async fn post_jobs(base: &str, body: &Value) -> anyhow::Result<()> {
 /// Inserts cost rows with plain SQL over a connection of its own, playing a producer that
 /// writes the `jobs` table itself; this is the producer's SQL, not the outbox's.
 async fn insert_with_sql(db: &Path) -> anyhow::Result<i64> {
-    let bodies: Vec<Value> = serde_json::from_str(COST).context("examples/cost.json is not JSON")?;
+    let bodies: Vec<Value> =
+        serde_json::from_str(COST).context("examples/cost.json is not JSON")?;
     let options = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(db)
         .busy_timeout(Duration::from_secs(5));
@@ -262,7 +315,9 @@ async fn drain(outbox: &Outbox, total: i64) -> anyhow::Result<bool> {
         let (delivered, failed) = (stats.count(Status::Delivered), stats.count(Status::Failed));
         let held = stats.count(Status::Held);
         let open = stats.count(Status::Pending) + stats.count(Status::InFlight) + held;
-        eprint!("\r  delivered {delivered}/{total}, failed {failed}, held {held}, waiting {open}   ");
+        eprint!(
+            "\r  delivered {delivered}/{total}, failed {failed}, held {held}, waiting {open}   "
+        );
         let _ = std::io::stderr().flush();
         if held > 0 && !approved {
             approved = approve_held(outbox).await?;
@@ -281,7 +336,11 @@ async fn drain(outbox: &Outbox, total: i64) -> anyhow::Result<bool> {
 }
 
 async fn approve_held(outbox: &Outbox) -> anyhow::Result<bool> {
-    let filter = ListFilter { status: Some(Status::Held), limit: 10, ..ListFilter::default() };
+    let filter = ListFilter {
+        status: Some(Status::Held),
+        limit: 10,
+        ..ListFilter::default()
+    };
     for job in outbox.list(&filter).await? {
         eprintln!();
         println!(
@@ -296,10 +355,21 @@ async fn approve_held(outbox: &Outbox) -> anyhow::Result<bool> {
 }
 
 async fn failed_reasons(outbox: &Outbox) -> anyhow::Result<Vec<String>> {
-    let filter = ListFilter { status: Some(Status::Failed), limit: 5, ..ListFilter::default() };
+    let filter = ListFilter {
+        status: Some(Status::Failed),
+        limit: 5,
+        ..ListFilter::default()
+    };
     let jobs = outbox.list(&filter).await?;
     Ok(jobs
         .into_iter()
-        .map(|job| format!("job {} ({}): {}", job.id, job.kind, job.last_error.unwrap_or_default()))
+        .map(|job| {
+            format!(
+                "job {} ({}): {}",
+                job.id,
+                job.kind,
+                job.last_error.unwrap_or_default()
+            )
+        })
         .collect())
 }

@@ -125,7 +125,10 @@ async fn run_with_settings(command: Command, settings: Settings) -> anyhow::Resu
 
 /// Installs text logs at `level` (`RUST_LOG` wins when set), for commands without settings.
 pub fn init_logging(level: &str) {
-    logging::init(&crate::config::LogSettings { level: level.to_owned(), format: crate::config::LogFormat::Text });
+    logging::init(&crate::config::LogSettings {
+        level: level.to_owned(),
+        format: crate::config::LogFormat::Text,
+    });
 }
 
 /// Loads settings from the defaults, `--config` or `FFRELAY_CONFIG`, and the environment.

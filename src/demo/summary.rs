@@ -10,7 +10,11 @@ pub fn print(reports: &[KindReport], refreshes: u64, failed: &[String]) {
         "kind", "delivered", "failed", "held", "requests", "retries", "429s", "p50 ms", "p99 ms"
     );
     for report in reports {
-        let quantile = |q| report.latency_quantile(q).map_or("-".to_owned(), |ms| ms.to_string());
+        let quantile = |q| {
+            report
+                .latency_quantile(q)
+                .map_or("-".to_owned(), |ms| ms.to_string())
+        };
         println!(
             "{:<14} {:>9} {:>6} {:>5} {:>8} {:>7} {:>5} {:>9} {:>9}",
             report.kind,

@@ -30,15 +30,15 @@
 mod admin;
 mod claim;
 mod enqueue;
-mod runs;
 mod report;
+mod runs;
 mod store;
 mod tokens;
 mod types;
 
 pub use claim::{ClaimOptions, Claimed, Finish, Transition};
-pub use runs::{RunGuard, RunState};
 pub use report::KindReport;
+pub use runs::{RunGuard, RunState};
 pub use store::Outbox;
 pub use tokens::StoredTokens;
 pub use types::*;

@@ -19,7 +19,7 @@ pub struct KindReport {
     pub requests: i64,
     /// Attempts that ended in a retry (including throttled ones).
     pub retries: i64,
-    /// Attempts answered with 429.
+    /// Requests answered with 429.
     pub throttled: i64,
     /// Enqueue-to-delivered times of delivered jobs, in milliseconds, sorted.
     pub latencies_ms: Vec<i64>,
@@ -54,7 +54,8 @@ impl Outbox {
         }
         let attempts = sqlx::query(
             "SELECT j.kind, COUNT(DISTINCT a.request_id), \
-             SUM(a.outcome IN ('retry', 'throttled', 'refresh')), SUM(a.outcome = 'throttled') \
+             SUM(a.outcome IN ('retry', 'throttled', 'refresh')), \
+             COUNT(DISTINCT CASE WHEN a.outcome = 'throttled' THEN a.request_id END) \
              FROM attempts a JOIN jobs j ON j.id = a.job_id GROUP BY j.kind",
         )
         .fetch_all(&self.reader)
@@ -79,5 +80,8 @@ impl Outbox {
 }
 
 fn entry(kinds: &mut BTreeMap<String, KindReport>, kind: String) -> &mut KindReport {
-    kinds.entry(kind.clone()).or_insert_with(|| KindReport { kind, ..KindReport::default() })
+    kinds.entry(kind.clone()).or_insert_with(|| KindReport {
+        kind,
+        ..KindReport::default()
+    })
 }

@@ -117,14 +117,13 @@ fn create_private_file(path: &Path) -> Result<(), OutboxError> {
 }
 
 fn connect_options(path: &Path, busy_timeout: Duration) -> SqliteConnectOptions {
-    let options = SqliteConnectOptions::new()
+    SqliteConnectOptions::new()
         .filename(path)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(busy_timeout)
         .foreign_keys(true)
-        .pragma("wal_autocheckpoint", "1000");
-    options
+        .pragma("wal_autocheckpoint", "1000")
 }
 
 /// Applies pending migrations, holding an exclusive `flock` on the database file so that

@@ -30,7 +30,7 @@ async fn claim_and_finish(f: &Fixture, transition: Transition) -> i64 {
     };
     let finish = Finish {
         job_id: id,
-        attempt: Some(attempt),
+        attempts: vec![attempt],
         transition,
     };
     f.outbox.finish("test-run", &[finish]).await.unwrap();
