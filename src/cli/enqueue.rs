@@ -63,10 +63,10 @@ pub async fn run(args: EnqueueArgs, settings: &Settings) -> anyhow::Result<ExitC
 
     let created = stored.iter().filter(|job| job.created).count();
     let seconds = started.elapsed().as_secs_f64();
+    let existing = stored.len() - created;
     println!(
-        "stored {created} {} jobs ({} already present) in {seconds:.2} s",
-        args.kind,
-        stored.len() - created
+        "stored {created} new jobs of kind {} ({existing} already present) in {seconds:.2} s",
+        args.kind
     );
     Ok(ExitCode::SUCCESS)
 }
