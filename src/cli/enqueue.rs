@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::config::Settings;
 use crate::outbox::NewJob;
-use crate::updates::{JobOptions, Kind, parse_lines, prepare};
+use crate::updates::{JobOptions, Kind, parse_lines, parse_strict, prepare};
 
 /// Inputs larger than this show a progress bar on a terminal.
 const PROGRESS_THRESHOLD: usize = 10_000;
@@ -112,7 +112,7 @@ fn parse_records(args: &EnqueueArgs, text: &str) -> anyhow::Result<Vec<(String, 
 }
 
 fn parse_json(text: &str) -> anyhow::Result<Vec<(String, Value)>> {
-    let value: Value = serde_json::from_str(text).map_err(|err| {
+    let value: Value = parse_strict(text.as_bytes()).map_err(|err| {
         anyhow::anyhow!(
             "invalid JSON at line {}, column {}: {err}; nothing was stored",
             err.line(),
@@ -135,7 +135,7 @@ fn parse_ndjson(text: &str) -> anyhow::Result<Vec<(String, Value)>> {
         if line.trim().is_empty() {
             continue;
         }
-        let body = serde_json::from_str(line).map_err(|err| {
+        let body = parse_strict(line.as_bytes()).map_err(|err| {
             anyhow::anyhow!(
                 "line {}: invalid JSON: {err}; nothing was stored",
                 index + 1

@@ -66,8 +66,8 @@ pub async fn reset(command: ResetCommand, settings: &Settings) -> anyhow::Result
                 .context("failed to read standard input")?;
         }
     }
-    let body: serde_json::Value =
-        serde_json::from_str(&text).context("the reset body is not valid JSON")?;
+    let body: serde_json::Value = crate::updates::parse_strict(text.as_bytes())
+        .context("the reset body is not valid JSON")?;
     validate(Kind::Reset, &body)?;
 
     let outbox = super::open_outbox(settings).await?;

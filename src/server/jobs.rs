@@ -88,7 +88,7 @@ fn body_error(rejection: &BytesRejection, limit: BodyLimit) -> ApiError {
 
 /// Parses a body that is one job object or an array of 1 to 10,000 of them.
 fn parse_body(body: &[u8]) -> Result<Vec<(Kind, NewJob)>, ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|err| {
+    let value: Value = crate::updates::parse_strict(body).map_err(|err| {
         let message = format!("request body is not valid JSON: {err}");
         ApiError::new(StatusCode::BAD_REQUEST, message)
     })?;

@@ -62,8 +62,8 @@ pub fn check_row(
     let kind: Kind = kind
         .parse()
         .map_err(|err: super::UnknownKind| err.to_string())?;
-    let body: Value =
-        serde_json::from_str(payload).map_err(|err| format!("payload is not valid JSON: {err}"))?;
+    let body: Value = super::parse_strict(payload.as_bytes())
+        .map_err(|err| format!("payload is not valid JSON: {err}"))?;
     validate(kind, &body).map_err(|err| err.to_string())?;
     let not_before_ms = not_before
         .filter(|text| !text.trim().is_empty())
@@ -186,5 +186,73 @@ mod tests {
             Some("1700000000"),
         );
         assert_eq!(ok.unwrap().not_before_ms, Some(1_700_000_000_000));
+    }
+}
+
+#[cfg(test)]
+mod adversarial {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    fn arbitrary_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            ".{0,12}".prop_map(Value::String),
+            Just(json!("2026-12-01T00:00:00Z")),
+            Just(json!("none")),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("hits".to_owned()),
+                        Just("hitID".to_owned()),
+                        Just("timeStart".to_owned()),
+                        Just("timeEnd".to_owned()),
+                        Just("postbackCalls".to_owned()),
+                        Just("funnelIDs".to_owned()),
+                        Just("trafficSourceIDs".to_owned()),
+                        ".{1,8}",
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn prepare_never_panics_on_any_payload(body in arbitrary_json()) {
+            for kind in Kind::ALL {
+                let _ = prepare(kind, &body, JobOptions::default());
+                let _ = check_row(kind.as_str(), &body.to_string(), None, None);
+            }
+        }
+
+        #[test]
+        fn check_row_never_panics_on_any_text(text in ".{0,64}", not_before in proptest::option::of(".{0,24}")) {
+            for kind in ["conversions", "custom-events", "cost", "reset", "", "x"] {
+                let _ = check_row(kind, &text, None, not_before.as_deref());
+            }
+        }
+
+        #[test]
+        fn accepted_conversion_keeps_every_field(extra in "[a-z]{1,8}", value in any::<i32>()) {
+            let body = json!({"hits": [{"hitID": "abc1", extra.clone(): value}], "zz": value});
+            let job = prepare(Kind::Conversions, &body, JobOptions::default())
+                .map_err(|err| TestCaseError::fail(err.to_string()))?;
+            let stored: Value = serde_json::from_str(&job.payload).unwrap();
+            prop_assert_eq!(stored, body);
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod health;
+mod hostile;
 mod jobs;
 
 use std::time::Duration;
