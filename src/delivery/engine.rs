@@ -84,6 +84,8 @@ pub(super) struct Shared {
     pub retry: RetryPolicy,
     pub config: EngineConfig,
     pub run_id: String,
+    /// The last database problem logged, so that a lasting one is logged once.
+    pub last_database_error: std::sync::Mutex<String>,
 }
 
 /// Counts reported when the engine stops.
@@ -132,6 +134,7 @@ impl Engine {
             gate,
             run_id,
             config,
+            last_database_error: std::sync::Mutex::new(String::new()),
         });
         let (stop, stopped) = watch::channel(false);
         let mut workers = JoinSet::new();
@@ -314,6 +317,9 @@ async fn housekeeping(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
         if let Err(err) = shared.outbox.recover_dead_runs(&shared.run_id).await {
             warn!(error = %err, "failed to recover jobs of stopped runs");
         }
+        if let Err(err) = shared.outbox.ping().await {
+            shared.report_database_error(&err);
+        }
         if shared.client.tokens().reload_files().await {
             shared
                 .gate
@@ -324,6 +330,18 @@ async fn housekeeping(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
 }
 
 impl Shared {
+    /// Logs a database problem found by the periodic check, once per distinct message.
+    fn report_database_error(&self, err: &crate::outbox::OutboxError) {
+        let message = err.to_string();
+        let Ok(mut last) = self.last_database_error.lock() else {
+            return;
+        };
+        if *last != message {
+            tracing::error!(error = %message, "database check failed");
+            *last = message;
+        }
+    }
+
     /// Prunes finished jobs past retention and checkpoints the write-ahead log.
     async fn maintain(&self) {
         match self.outbox.prune(self.config.retention).await {

@@ -55,6 +55,11 @@ pub enum OutboxError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "database file {path} was removed or replaced while in use; restart ffrelay so that it \
+         opens the current file (jobs written to the old file since then are in its inode only)"
+    )]
+    Replaced { path: String },
     #[error("job {0} not found")]
     NotFound(i64),
     #[error("job {id} is {status}; cannot {action} it ({hint})")]

@@ -1,7 +1,7 @@
 //! Opening the database: file permissions, connection pools, pragmas and migrations.
 
 use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +21,8 @@ pub struct Outbox {
     pub(super) writer: SqlitePool,
     pub(super) reader: SqlitePool,
     pub(super) path: PathBuf,
+    /// Device and inode of the file when it was opened, to notice a removed or replaced file.
+    identity: (u64, u64),
     enqueued: Arc<Notify>,
 }
 
@@ -37,6 +39,10 @@ impl Outbox {
             .connect_with(options.clone())
             .await?;
         migrate(path, &writer).await?;
+        let identity = file_identity(path).map_err(|source| OutboxError::File {
+            path: path.display().to_string(),
+            source,
+        })?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
@@ -45,6 +51,7 @@ impl Outbox {
             writer,
             reader,
             path: path.to_path_buf(),
+            identity,
             enqueued: Arc::new(Notify::new()),
         })
     }
@@ -70,8 +77,17 @@ impl Outbox {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    /// Checks that the database answers a query.
+    /// Checks that the database file is still the one opened and that it answers a query.
+    ///
+    /// A removed or replaced file is an error: this process would keep writing to the old
+    /// inode while producers write to the new file, and neither would see the other's jobs.
     pub async fn ping(&self) -> Result<(), OutboxError> {
+        let current = file_identity(&self.path).ok();
+        if current != Some(self.identity) {
+            return Err(OutboxError::Replaced {
+                path: self.path.display().to_string(),
+            });
+        }
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
     }
@@ -97,6 +113,11 @@ impl Outbox {
         self.writer.close().await;
         self.reader.close().await;
     }
+}
+
+fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    let metadata = std::fs::metadata(path)?;
+    Ok((metadata.dev(), metadata.ino()))
 }
 
 fn create_private_file(path: &Path) -> Result<(), OutboxError> {

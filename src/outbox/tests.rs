@@ -435,3 +435,18 @@ async fn tokens_round_trip() {
     assert_eq!(loaded.access_token.expose(), "acc");
     assert_eq!(loaded.expires_at_ms, Some(42));
 }
+
+#[tokio::test]
+async fn removed_or_replaced_file_fails_ping() {
+    let (dir, outbox) = open().await;
+    outbox.ping().await.unwrap();
+    let path = dir.path().join("outbox.db");
+    std::fs::rename(&path, dir.path().join("moved.db")).unwrap();
+    let err = outbox.ping().await.unwrap_err();
+    assert!(matches!(err, OutboxError::Replaced { .. }), "{err}");
+    std::fs::write(&path, b"").unwrap();
+    assert!(matches!(
+        outbox.ping().await,
+        Err(OutboxError::Replaced { .. })
+    ));
+}
