@@ -62,6 +62,7 @@ enum Command {
 
 /// Parses the command line, runs the command and maps the result to an exit code.
 pub fn main() -> ExitCode {
+    ignore_file_size_signal();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -76,12 +77,39 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", describe(&err));
             let invalid_config = err
                 .downcast_ref::<ConfigError>()
                 .is_some_and(|err| matches!(err, ConfigError::Invalid(_)));
             ExitCode::from(if invalid_config { 2 } else { 1 })
         }
+    }
+}
+
+/// The error and its causes on one line, skipping causes whose text an outer message
+/// already contains (several error types repeat their source in their own message).
+fn describe(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
+}
+
+/// Makes a write past the file-size limit (`ulimit -f`) fail with an error that SQLite
+/// reports as a full disk, instead of killing the process with SIGXFSZ.
+fn ignore_file_size_signal() {
+    // SAFETY: called once at startup before any other thread exists; SIG_IGN installs no
+    // handler code, so no async-signal-safety rule applies.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }
 
