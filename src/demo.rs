@@ -280,7 +280,7 @@ async fn post_jobs(base: &str, body: &Value) -> anyhow::Result<()> {
     if !response.status().is_success() {
         let status = response.status();
         bail!(
-            "POST /v1/jobs answered {status}: {}",
+            "POST /v1/jobs responded with {status}: {}",
             response.text().await.unwrap_or_default()
         );
     }

@@ -148,7 +148,7 @@ fn parse_ndjson(text: &str) -> anyhow::Result<Vec<(String, Value)>> {
 
 fn build_jobs(args: &EnqueueArgs, bodies: Vec<(String, Value)>) -> anyhow::Result<Vec<NewJob>> {
     if bodies.is_empty() {
-        bail!("the input holds no records; nothing was stored");
+        bail!("the input contains no records; nothing was stored");
     }
     let several = bodies.len() > 1;
     let mut jobs = Vec::with_capacity(bodies.len());

@@ -42,11 +42,11 @@ pub async fn healthcheck(settings: &Settings) -> anyhow::Result<ExitCode> {
     match client.get(&url).send().await {
         Ok(response) if response.status().is_success() => Ok(ExitCode::SUCCESS),
         Ok(response) => {
-            eprintln!("{url} answered {}", response.status());
+            eprintln!("{url} responded with {}", response.status());
             Ok(ExitCode::FAILURE)
         }
         Err(err) => {
-            eprintln!("{url} did not answer: {err}");
+            eprintln!("{url} did not respond: {err}");
             Ok(ExitCode::FAILURE)
         }
     }

@@ -176,7 +176,7 @@ impl Outbox {
         Ok(())
     }
 
-    /// Returns every job this run holds to pending, to be sent at once by the next run.
+    /// Returns every job this run has claimed to pending, to be sent at once by the next run.
     pub async fn release_run(&self, run_id: &str) -> Result<u64, OutboxError> {
         let mut tx = self.write().await?;
         let released = release_where_owner(&mut tx, run_id).await?;

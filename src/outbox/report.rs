@@ -19,7 +19,7 @@ pub struct KindReport {
     pub requests: i64,
     /// Attempts that ended in a retry (including throttled ones).
     pub retries: i64,
-    /// Requests answered with 429.
+    /// Requests that got a 429 response.
     pub throttled: i64,
     /// Enqueue-to-delivered times of delivered jobs, in milliseconds, sorted.
     pub latencies_ms: Vec<i64>,
