@@ -25,8 +25,8 @@ pub const REQUESTS_IN_FLIGHT: &str = "ffrelay_requests_in_flight";
 pub const QUEUE_DEPTH: &str = "ffrelay_queue_jobs";
 /// Age of the oldest pending job.
 pub const OLDEST_PENDING: &str = "ffrelay_oldest_pending_age_seconds";
-/// Time spent waiting on the rate limiter.
-pub const RATE_LIMIT_WAIT: &str = "ffrelay_rate_limit_wait_seconds_total";
+/// Time each request waited for the rate limiter (a histogram: `_sum` is the total).
+pub const RATE_LIMIT_WAIT: &str = "ffrelay_rate_limit_wait_seconds";
 /// Circuit breaker state: 0 closed, 1 half open, 2 open.
 pub const BREAKER_STATE: &str = "ffrelay_breaker_state";
 /// Authentication state: 0 ok, 1 paused.

@@ -478,3 +478,48 @@ async fn invalid_row_from_sql_fails_and_others_deliver() {
     let (refund, _) = outbox.show(2).await.unwrap();
     assert!(refund.last_error.unwrap().contains("refunds"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breaker_opens_during_outage_and_closes_after() {
+    let faults = Faults {
+        failure_rate: 1.0,
+        failure_status: 503,
+        ..Faults::default()
+    };
+    let api = mock(MockConfig {
+        faults,
+        ..MockConfig::default()
+    })
+    .await;
+    let db = TestDb::new();
+    let settings = settings(
+        &db.path,
+        &api.base_url(),
+        &[("FFRELAY__DELIVERY__BACKOFF_MAX", "300ms")],
+    );
+    let outbox = db.open().await;
+    let jobs: Vec<NewJob> = (0..50).map(cost).collect();
+    outbox.enqueue(&jobs).await.unwrap();
+
+    let running = start(&settings, &outbox).await;
+    let state = running.state.clone();
+    wait_until(Duration::from_secs(10), "the breaker to open", || {
+        let state = state.clone();
+        async move { matches!(state.health(), Health::BreakerOpen { .. }) }
+    })
+    .await;
+    let opened_at = api.stats().requests;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during_outage = api.stats().requests - opened_at;
+    assert!(
+        during_outage <= 20,
+        "{during_outage} requests in 3 s with the breaker open"
+    );
+
+    api.set_faults(Faults::default());
+    wait_drained(&outbox, Duration::from_secs(20)).await;
+    assert_eq!(running.state.health(), Health::Running);
+    running.engine.shutdown().await;
+    assert_eq!(count(&outbox, Status::Delivered).await, 50);
+    assert_eq!(count(&outbox, Status::Failed).await, 0);
+}

@@ -119,6 +119,8 @@ impl Engine {
             Ok(count) => info!(jobs = count, "returned jobs of stopped runs to pending"),
             Err(err) => warn!(error = %err, "failed to recover jobs of stopped runs"),
         }
+        metrics::gauge!(crate::telemetry::BREAKER_STATE).set(0.0);
+        metrics::gauge!(crate::telemetry::AUTH_PAUSED).set(0.0);
         let breaker = Breaker::new(config.breaker);
         let gate = Gate::new(
             breaker,

@@ -143,7 +143,7 @@ impl Shared {
         jobs: &mut [Tracked],
     ) -> Outcome {
         let waited = self.limiter.acquire().await;
-        metrics::counter!(telemetry::RATE_LIMIT_WAIT).increment(waited.as_millis() as u64);
+        metrics::histogram!(telemetry::RATE_LIMIT_WAIT).record(waited.as_secs_f64());
         metrics::gauge!(telemetry::REQUESTS_IN_FLIGHT).increment(1.0);
         let exchange = self.client.send(endpoint, body).await;
         metrics::gauge!(telemetry::REQUESTS_IN_FLIGHT).decrement(1.0);
