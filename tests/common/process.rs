@@ -149,8 +149,8 @@ impl Output {
     }
 }
 
-/// A running `ffrelay serve`, killed with SIGKILL when dropped. Its stdout and stderr go
-/// to a log file so that the test can read them after it exits.
+/// A running `ffrelay serve` (or another long-running command), killed with SIGKILL when
+/// dropped. Its stdout and stderr go to a log file that the test reads after it exits.
 pub struct Relay {
     child: Child,
     pid: u32,
@@ -161,8 +161,13 @@ pub struct Relay {
 impl Relay {
     /// Starts `ffrelay serve`, appending its output to `log`.
     pub fn spawn(env: &RelayEnv, log: &Path) -> Relay {
+        Relay::spawn_command(env, &["serve"], log)
+    }
+
+    /// Starts the binary with `args`, appending its output to `log`.
+    pub fn spawn_command(env: &RelayEnv, args: &[&str], log: &Path) -> Relay {
         let file = append(log);
-        let mut command = env.command(&["serve"]);
+        let mut command = env.command(args);
         command.stdout(file.try_clone().unwrap()).stderr(file);
         let child = command.spawn().unwrap();
         let pid = child.id().unwrap();
