@@ -123,8 +123,9 @@ impl Daemon {
 
 /// Runs the daemon until a shutdown signal.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    // Listening before the start means a signal that arrives while the server is already
-    // answering, or between the first and the second signal, is never missed.
+    // Listening before the start means that no signal is missed, whether it arrives once
+    // the server responds but before the start returns, or between the first and the
+    // second signal.
     let mut signals = Signals::register()?;
     let daemon = Daemon::start(&settings).await?;
     let signal_name = signals.next().await;

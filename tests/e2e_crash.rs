@@ -40,7 +40,8 @@ async fn in_flight_owners(outbox: &Outbox) -> Vec<String> {
     jobs.into_iter().filter_map(|job| job.lease_owner).collect()
 }
 
-/// Delivered-job counts at which the kills happen: sorted, spread over the drain.
+/// Returns the delivered-job counts at which the kills happen, sorted and spread over the
+/// drain.
 fn kill_points() -> Vec<i64> {
     let mut rng = rand::rng();
     let mut points: Vec<i64> = (0..KILLS).map(|_| rng.random_range(50..4_000)).collect();
@@ -60,7 +61,8 @@ async fn kill9_while_draining_loses_nothing() {
     })
     .await;
     let db = TestDb::new();
-    // A 60 s lease: jobs of a killed run come back only through run recovery at start.
+    // With a 60 s lease, jobs of a killed run return within the test only through the
+    // recovery of dead runs, not through lease expiry.
     let env = RelayEnv::new(&db.path, &api.base_url())
         .with("DELIVERY__LEASE", "60s")
         .with("DELIVERY__WORKERS", &WORKERS.to_string())
@@ -80,7 +82,7 @@ async fn kill9_while_draining_loses_nothing() {
     for (kill, point) in kill_points().into_iter().enumerate() {
         let relay = Relay::start(&env, &log).await;
 
-        // The server answers only after the engine recovered dead runs, so no job may
+        // The server responds only after the engine recovered dead runs, so no job may
         // still be leased to a run killed earlier.
         let stale: Vec<String> = in_flight_owners(&outbox)
             .await
@@ -145,7 +147,7 @@ async fn kill9_while_draining_loses_nothing() {
         missing.len()
     );
 
-    // A kill can repeat at most the batches that were in flight: one per worker.
+    // A kill repeats at most the batches in flight, which is one per worker.
     let accepted_items = api.stats().accepted_items.conversions as usize;
     let duplicates = accepted_items - JOBS;
     eprintln!("{accepted_items} items accepted, {duplicates} duplicates");
@@ -223,7 +225,7 @@ async fn kill9_during_ingest_keeps_acknowledged_jobs() {
     .await;
     relay.kill9().await;
     let at_kill = count.load(Ordering::SeqCst);
-    // Clients stop on their first failed request; the flag is a backstop.
+    // Clients stop on their first failed request, and the flag stops any that did not fail.
     tokio::time::sleep(Duration::from_millis(200)).await;
     stopped.store(true, Ordering::SeqCst);
     for client in clients {

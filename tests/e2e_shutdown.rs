@@ -49,7 +49,8 @@ async fn sigterm_mid_drain_releases_jobs() {
     .await;
     let db = TestDb::new();
     let grace = Duration::from_secs(2);
-    // A 60 s lease: released jobs must be sent at once by the next start.
+    // With a 60 s lease, only the release at shutdown lets the next start send the jobs
+    // at once.
     let env = RelayEnv::new(&db.path, &api.base_url())
         .with("DELIVERY__LEASE", "60s")
         .with("DELIVERY__SHUTDOWN_GRACE", "2s")

@@ -91,8 +91,8 @@ pub fn write_lines(path: &std::path::Path, hits: &[String]) {
     std::fs::write(path, lines.join("\n")).unwrap();
 }
 
-/// The hit IDs in every request the mock accepted with a 2xx status, one entry per
-/// delivery (a hit sent twice appears twice). The mock must record bodies.
+/// Collects the hit IDs of every request the mock accepted with a 2xx status, one entry
+/// per delivery, so a hit sent twice appears twice. The mock must record bodies.
 pub fn accepted_hits(api: &MockApi) -> Vec<String> {
     let mut hits = Vec::new();
     for request in api.requests() {

@@ -70,17 +70,17 @@ impl RelayEnv {
         self
     }
 
-    /// The port of `server.listen`.
+    /// Returns the port of `server.listen`.
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// The base URL of the child's HTTP server.
+    /// Returns the base URL of the child's HTTP server.
     pub fn server_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// A command running the binary with `args` in this environment only.
+    /// Builds a command that runs the binary with `args` in this environment only.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(BIN);
         command
@@ -143,7 +143,7 @@ impl Output {
         );
     }
 
-    /// The exit code, or `None` when a signal ended the process.
+    /// Returns the exit code, or `None` when a signal ended the process.
     pub fn code(&self) -> Option<i32> {
         self.status.code()
     }
@@ -179,19 +179,19 @@ impl Relay {
         }
     }
 
-    /// Starts `ffrelay serve` and waits until `/healthz` answers.
+    /// Starts `ffrelay serve` and waits until `/healthz` responds.
     pub async fn start(env: &RelayEnv, log: &Path) -> Relay {
         let mut relay = Relay::spawn(env, log);
         relay.wait_ready().await;
         relay
     }
 
-    /// The process id.
+    /// Returns the process id.
     pub fn pid(&self) -> u32 {
         self.pid
     }
 
-    /// Polls `GET /healthz` until it answers 200; panics when the process exits first.
+    /// Polls `GET /healthz` until it returns 200, and panics when the process exits first.
     pub async fn wait_ready(&mut self) {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
@@ -242,8 +242,8 @@ impl Relay {
             .map(Result::unwrap)
     }
 
-    /// Everything the process wrote to stdout and stderr so far (shared with earlier
-    /// runs that used the same log file).
+    /// Reads everything the process wrote to stdout and stderr so far, after the output of
+    /// earlier runs that used the same log file.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
