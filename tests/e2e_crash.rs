@@ -147,10 +147,15 @@ async fn kill9_while_draining_loses_nothing() {
         missing.len()
     );
 
-    // A kill repeats at most the batches in flight, which is one per worker.
+    // Only a job in flight at a kill can be sent twice, and a kill repeats at most the
+    // batches in flight, which is one per worker.
     let accepted_items = api.stats().accepted_items.conversions as usize;
     let duplicates = accepted_items - JOBS;
     eprintln!("{accepted_items} items accepted, {duplicates} duplicates");
+    assert!(
+        duplicates <= in_flight_at_kills,
+        "{duplicates} duplicates exceed the {in_flight_at_kills} jobs in flight at the kills"
+    );
     assert!(
         duplicates <= KILLS * WORKERS * MAX_BATCH_ITEMS,
         "{duplicates} duplicates exceed {KILLS} kills x {WORKERS} workers x {MAX_BATCH_ITEMS} items"
