@@ -1,5 +1,6 @@
-//! Concurrent writers from other processes while `ffrelay serve` drains: two
-//! `ffrelay enqueue` processes and two Python producers inserting rows with plain SQL.
+//! Other processes writing the outbox while `ffrelay serve` drains it: two `ffrelay
+//! enqueue` processes and two Python producers inserting rows with plain SQL, malformed
+//! SQL rows, and a second daemon on the same database.
 
 mod common;
 
@@ -119,4 +120,94 @@ async fn four_writers_while_draining_lose_nothing() {
         "serve hit a locked database:\n{}",
         relay.log()
     );
+}
+
+/// Rows a careless producer might write: an unknown kind, a payload that is not JSON, and
+/// a conversions body without an item array.
+const MALFORMED_ROWS: &str = r#"
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+rows = [("nope", '{"hits": [{"hitID": "abc", "payout": 1}]}'),
+        ("conversions", "not json at all"),
+        ("conversions", '{"payout": 1}'),
+        ("conversions", '{"hits": [{"hitID": "hit000000000000000000042", "payout": 1}]}')]
+db.execute("BEGIN IMMEDIATE")
+for kind, payload in rows:
+    db.execute("INSERT INTO jobs (kind, payload) VALUES (?, ?)", (kind, payload))
+db.execute("COMMIT")
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_sql_rows_fail_with_reason() {
+    let api = mock(MockConfig::default()).await;
+    let db = TestDb::new();
+    let env = RelayEnv::new(&db.path, &api.base_url());
+    let log = db.dir.path().join("serve.log");
+    let mut relay = Relay::start(&env, &log).await;
+
+    let output = Command::new("python3")
+        .args(["-c", MALFORMED_ROWS, db.path.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    Output::from(output).assert_success("the malformed-row producer");
+
+    let outbox = db.open().await;
+    wait_until(Duration::from_secs(30), "every row to be final", || async {
+        let stats = outbox.stats().await.unwrap();
+        stats.count(Status::Failed) + stats.count(Status::Delivered) == 4
+    })
+    .await;
+    let stats = outbox.stats().await.unwrap();
+    assert_eq!(stats.count(Status::Failed), 3, "failed rows");
+    assert_eq!(stats.count(Status::Delivered), 1, "delivered rows");
+    assert!(
+        accepted_hits(&api).contains(&hit_id(42)),
+        "the valid row never reached the mock"
+    );
+    for id in 1..=3 {
+        let (job, _) = outbox.show(id).await.unwrap();
+        let reason = job.last_error.unwrap_or_default();
+        assert!(!reason.is_empty(), "job {id} failed without a reason");
+    }
+
+    relay.signal("TERM");
+    let status = relay.wait_exit(Duration::from_secs(30)).await;
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", relay.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_share_outbox_without_duplicates() {
+    let api = mock(MockConfig::default()).await;
+    let db = TestDb::new();
+    let jobs = 4_000;
+    let env = RelayEnv::new(&db.path, &api.base_url()).with("DELIVERY__MAX_BATCH_ITEMS", "5");
+    let file = db.dir.path().join("jobs.ndjson");
+    write_ndjson(&file, 0..jobs);
+    env.run(&[
+        "enqueue",
+        "conversions",
+        file.to_str().unwrap(),
+        "--format",
+        "ndjson",
+    ])
+    .await
+    .assert_success("ffrelay enqueue");
+
+    let other = RelayEnv::new(&db.path, &api.base_url()).with("DELIVERY__MAX_BATCH_ITEMS", "5");
+    let first = Relay::start(&env, &db.dir.path().join("first.log")).await;
+    let second = Relay::start(&other, &db.dir.path().join("second.log")).await;
+    let outbox = db.open().await;
+    wait_until(Duration::from_secs(60), "every job delivered", || async {
+        outbox.stats().await.unwrap().count(Status::Delivered) == jobs as i64
+    })
+    .await;
+    first.kill9().await;
+    second.kill9().await;
+
+    let accepted = accepted_hits(&api);
+    let distinct: BTreeSet<&String> = accepted.iter().collect();
+    assert_eq!(distinct.len(), jobs, "distinct hits delivered");
+    assert_eq!(accepted.len(), jobs, "deliveries, duplicates included");
 }
