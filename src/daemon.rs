@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
@@ -123,14 +123,18 @@ impl Daemon {
 
 /// Runs the daemon until a shutdown signal.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Listening before the start means that no signal is missed, whether it arrives once
+    // the server responds but before the start returns, or between the first and the
+    // second signal.
+    let mut signals = Signals::register()?;
     let daemon = Daemon::start(&settings).await?;
-    let signal_name = first_signal().await?;
+    let signal_name = signals.next().await;
     let started = Instant::now();
     info!(
         signal = signal_name,
         "shutting down: no new claims, waiting for requests in flight"
     );
-    tokio::spawn(exit_on_second_signal());
+    tokio::spawn(exit_on_second_signal(signals));
     let report = daemon.shutdown().await;
     info!(
         released_jobs = report.released_jobs,
@@ -166,18 +170,31 @@ async fn wait_for(mut stopped: watch::Receiver<bool>) {
     }
 }
 
-async fn first_signal() -> anyhow::Result<&'static str> {
-    let mut term = signal(SignalKind::terminate()).context("failed to listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("failed to listen for SIGINT")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// The SIGTERM and SIGINT listeners of the process, registered once.
+struct Signals {
+    term: Signal,
+    int: Signal,
 }
 
-async fn exit_on_second_signal() {
-    if first_signal().await.is_ok() {
-        error!("second signal: exiting at once; the next start recovers this run's jobs");
-        std::process::exit(130);
+impl Signals {
+    fn register() -> anyhow::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("failed to listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("failed to listen for SIGINT")?,
+        })
     }
+
+    /// Waits for the next signal and returns its name.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+async fn exit_on_second_signal(mut signals: Signals) {
+    signals.next().await;
+    error!("second signal: exiting at once; the next start recovers this run's jobs");
+    std::process::exit(130);
 }

@@ -120,6 +120,9 @@ fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
     Ok((metadata.dev(), metadata.ino()))
 }
 
+/// Creates the database file with mode 0600 when it is missing. An existing file is not
+/// opened: closing any descriptor of the database drops every POSIX lock this process
+/// holds on it, including the locks of open SQLite connections.
 fn create_private_file(path: &Path) -> Result<(), OutboxError> {
     let file_error = |source| OutboxError::File {
         path: path.display().to_string(),
@@ -128,13 +131,16 @@ fn create_private_file(path: &Path) -> Result<(), OutboxError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(file_error)?;
     }
-    OpenOptions::new()
-        .create(true)
-        .append(true)
+    let created = OpenOptions::new()
+        .write(true)
+        .create_new(true)
         .mode(0o600)
-        .open(path)
-        .map(drop)
-        .map_err(file_error)
+        .open(path);
+    match created {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(file_error(err)),
+    }
 }
 
 fn connect_options(path: &Path, busy_timeout: Duration) -> SqliteConnectOptions {
@@ -147,23 +153,30 @@ fn connect_options(path: &Path, busy_timeout: Duration) -> SqliteConnectOptions 
         .pragma("wal_autocheckpoint", "1000")
 }
 
-/// Applies pending migrations, holding an exclusive `flock` on the database file so that
-/// processes starting together do not apply the same migration twice.
+/// Applies pending migrations, holding an exclusive `flock` on `<db>-migrate.lock` so that
+/// processes starting together do not apply the same migration twice. The lock is on a
+/// separate file because closing a descriptor of the database itself would drop the
+/// POSIX locks of this process's SQLite connections, and another process could then
+/// checkpoint and delete the write-ahead log under them.
 async fn migrate(path: &Path, writer: &SqlitePool) -> Result<(), OutboxError> {
-    let lock_file = std::fs::File::open(path).map_err(|source| OutboxError::File {
-        path: path.display().to_string(),
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push("-migrate.lock");
+    let lock_path = PathBuf::from(lock_path);
+    let file_error = |source| OutboxError::File {
+        path: lock_path.display().to_string(),
         source,
-    })?;
+    };
+    let lock_file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(file_error)?;
     let locked = tokio::task::spawn_blocking(move || lock_file.lock().map(|()| lock_file))
         .await
-        .map_err(|err| OutboxError::File {
-            path: path.display().to_string(),
-            source: std::io::Error::other(err),
-        })?
-        .map_err(|source| OutboxError::File {
-            path: path.display().to_string(),
-            source,
-        })?;
+        .map_err(|err| file_error(std::io::Error::other(err)))?
+        .map_err(file_error)?;
     let result = MIGRATOR.run(writer).await;
     drop(locked);
     Ok(result?)

@@ -1,7 +1,10 @@
 //! Shared helpers for the integration tests: a mock API, an outbox on a temporary file,
 //! settings built through the real configuration loader, and polling with a deadline.
+//! `process` runs the `ffrelay` binary as a child process.
 
 #![allow(dead_code)]
+
+pub mod process;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -80,4 +83,30 @@ where
 /// A FunnelFlux-style hit id (lowercase alphanumeric, 24 characters).
 pub fn hit_id(n: usize) -> String {
     format!("hit{n:021}")
+}
+
+/// Writes one manual-upload line (`HIT_ID, PAYOUT`) per hit to `path`.
+pub fn write_lines(path: &std::path::Path, hits: &[String]) {
+    let lines: Vec<String> = hits.iter().map(|hit| format!("{hit}, 1.5")).collect();
+    std::fs::write(path, lines.join("\n")).unwrap();
+}
+
+/// Collects the hit IDs of every request the mock accepted with a 2xx status, one entry
+/// per delivery, so a hit sent twice appears twice. The mock must record bodies.
+pub fn accepted_hits(api: &MockApi) -> Vec<String> {
+    let mut hits = Vec::new();
+    for request in api.requests() {
+        if !(200..300).contains(&request.status) {
+            continue;
+        }
+        let Some(items) = request.body["hits"].as_array() else {
+            continue;
+        };
+        hits.extend(
+            items
+                .iter()
+                .map(|item| item["hitID"].as_str().unwrap().to_owned()),
+        );
+    }
+    hits
 }
