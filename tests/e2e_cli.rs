@@ -68,7 +68,9 @@ async fn enqueue_stores_100k_lines() {
     );
     output.assert_success("ffrelay enqueue");
     assert!(
-        output.stdout.contains("stored 100000 conversions jobs"),
+        output
+            .stdout
+            .contains("stored 100000 new jobs of kind conversions"),
         "stdout: {}",
         output.stdout
     );
