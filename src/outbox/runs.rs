@@ -143,6 +143,9 @@ pub struct RunState {
     pub state: String,
     pub reason: Option<String>,
     pub updated_at: i64,
+    /// Whether the run's process still holds its lock; a stopped run's jobs are recovered
+    /// by the next `serve`.
+    pub alive: bool,
 }
 
 impl Outbox {
@@ -181,6 +184,7 @@ impl Outbox {
                 state: row.get(3),
                 reason: row.get(4),
                 updated_at: row.get(5),
+                alive: !self.is_run_dead(&row.get::<String, _>(0)),
             })
             .collect())
     }
