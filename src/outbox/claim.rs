@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::{Row, SqliteConnection};
 use tracing::warn;
 
-use super::{Attempt, Outbox, OutboxError, now_ms};
+use super::{Outbox, OutboxError, now_ms};
 use crate::updates::check_row;
 
 /// Rows validated per claim; older unchecked rows always go first.
@@ -62,7 +62,7 @@ pub struct Finish {
     pub job_id: i64,
     /// Requests this try sent for the job (several when a batch was split); empty when
     /// none was sent.
-    pub attempts: Vec<Attempt>,
+    pub attempts: Vec<super::Attempt>,
     pub transition: Transition,
 }
 
@@ -130,29 +130,6 @@ impl Outbox {
         }
         tx.commit().await?;
         Ok(renewed)
-    }
-
-    /// Records the outcome of a try of several jobs in one transaction. Attempts are always
-    /// recorded; a transition applies only while this run owns the job's lease, and counts
-    /// as one attempt of the job unless it is a release. Returns the
-    /// ids whose lease was lost, which another worker may now be sending.
-    pub async fn finish(&self, run_id: &str, outcomes: &[Finish]) -> Result<Vec<i64>, OutboxError> {
-        let mut tx = self.write().await?;
-        let now = now_ms();
-        let mut lost = Vec::new();
-        for outcome in outcomes {
-            for attempt in &outcome.attempts {
-                record_attempt(&mut tx, attempt).await?;
-            }
-            // A release (shutdown, auth pause) never uses up an attempt.
-            let released = outcome.transition == Transition::Release;
-            let counted = i64::from(!outcome.attempts.is_empty() && !released);
-            if !apply(&mut tx, run_id, outcome, counted, now).await? {
-                lost.push(outcome.job_id);
-            }
-        }
-        tx.commit().await?;
-        Ok(lost)
     }
 
     /// Records the hit count a reset validation returned.
@@ -333,62 +310,4 @@ fn claimed_from_row(row: &sqlx::sqlite::SqliteRow) -> Claimed {
         reset_hits: row.get(6),
         approved: row.get::<i64, _>(7) != 0,
     }
-}
-
-async fn record_attempt(conn: &mut SqliteConnection, attempt: &Attempt) -> Result<(), OutboxError> {
-    sqlx::query(
-        "INSERT INTO attempts (job_id, request_id, started_at, finished_at, http_status, error, \
-         response, latency_ms, outcome) \
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?1)",
-    )
-    .bind(attempt.job_id)
-    .bind(&attempt.request_id)
-    .bind(attempt.started_at)
-    .bind(attempt.finished_at)
-    .bind(attempt.http_status)
-    .bind(&attempt.error)
-    .bind(&attempt.response)
-    .bind(attempt.latency_ms)
-    .bind(&attempt.outcome)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Applies one transition if this run owns the job; returns whether it did.
-async fn apply(
-    conn: &mut SqliteConnection,
-    run_id: &str,
-    outcome: &Finish,
-    counted: i64,
-    now: i64,
-) -> Result<bool, OutboxError> {
-    let (status, next_at, error, finished) = match &outcome.transition {
-        Transition::Delivered => ("delivered", None, None, Some(now)),
-        Transition::Failed { reason } => ("failed", None, Some(reason.as_str()), Some(now)),
-        Transition::Retry { at_ms, reason } => {
-            ("pending", Some(*at_ms), Some(reason.as_str()), None)
-        }
-        Transition::Held { reason } => ("held", None, Some(reason.as_str()), None),
-        Transition::Release => ("pending", None, None, None),
-    };
-    let updated = sqlx::query(
-        "UPDATE jobs SET status = ?1, next_attempt_at = COALESCE(?2, next_attempt_at), \
-         last_error = CASE WHEN ?1 = 'delivered' THEN NULL ELSE COALESCE(?3, last_error) END, \
-         finished_at = ?4, attempts = attempts + ?5, lease_owner = NULL, \
-         lease_expires_at = NULL, updated_at = ?6 \
-         WHERE id = ?7 AND status = 'in_flight' AND lease_owner = ?8",
-    )
-    .bind(status)
-    .bind(next_at)
-    .bind(error)
-    .bind(finished)
-    .bind(counted)
-    .bind(now)
-    .bind(outcome.job_id)
-    .bind(run_id)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(updated == 1)
 }
