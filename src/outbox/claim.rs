@@ -82,8 +82,10 @@ impl Outbox {
         let mut tx = self.write().await?;
         let now = now_ms();
         let frontier = intake(&mut tx, now).await?;
+        // Without the hint SQLite picks `jobs_status_id` for `status = 'pending'` and sorts
+        // every pending row to find the first, which grows with the queue.
         let first = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT j.id, j.batch_key FROM jobs j WHERE {READY} \
+            "SELECT j.id, j.batch_key FROM jobs j INDEXED BY jobs_pending_due WHERE {READY} \
              ORDER BY j.next_attempt_at, j.id LIMIT 1"
         )))
         .bind(now)
