@@ -12,13 +12,22 @@ use crate::updates::check_row;
 /// Rows validated per claim; older unchecked rows always go first.
 const INTAKE_BATCH: i64 = 1000;
 
+/// Cost jobs claimed together at most. Each is still sent as a request of its own, but
+/// they share one claim and one outcome transaction, so the commits per job shrink.
+const COST_JOBS_PER_CLAIM: i64 = 16;
+
+/// Ready jobs, in due order, among which a cost claim looks for more cost jobs. The bound
+/// keeps the claim's cost flat when few cost jobs sit among many other pending jobs.
+const COST_CLAIM_WINDOW: i64 = 64;
+
 /// What to claim, and for whom.
 #[derive(Debug, Clone)]
 pub struct ClaimOptions {
     /// Lease owner: the id of this process run.
     pub run_id: String,
     pub lease: Duration,
-    /// Maximum number of jobs; only jobs that may share one request are claimed together.
+    /// Maximum number of jobs. Only jobs that may share one request are claimed together,
+    /// except cost jobs, of which up to 16 are claimed together and sent one by one.
     pub max_jobs: usize,
 }
 
@@ -77,7 +86,9 @@ const READY: &str = "j.status = 'pending' AND j.checked = 1 AND j.next_attempt_a
 
 impl Outbox {
     /// Claims up to `max_jobs` ready jobs that may share one request: the first ready job,
-    /// plus, when it has a batch key, the next ready jobs with the same key.
+    /// plus, when it has a batch key, the next ready jobs with the same key. When the first
+    /// ready job is a cost job, the claim takes the cost jobs among the next 64 ready jobs
+    /// instead, up to 16.
     pub async fn claim(&self, options: &ClaimOptions) -> Result<Vec<Claimed>, OutboxError> {
         let mut tx = self.write().await?;
         let now = now_ms();
@@ -85,7 +96,7 @@ impl Outbox {
         // Without the hint SQLite picks `jobs_status_id` for `status = 'pending'` and sorts
         // every pending row to find the first, which grows with the queue.
         let first = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT j.id, j.batch_key FROM jobs j INDEXED BY jobs_pending_due WHERE {READY} \
+            "SELECT j.id, j.batch_key, j.kind FROM jobs j INDEXED BY jobs_pending_due WHERE {READY} \
              ORDER BY j.next_attempt_at, j.id LIMIT 1"
         )))
         .bind(now)
@@ -98,9 +109,13 @@ impl Outbox {
         };
         let lease_until = now.saturating_add(options.lease.as_millis() as i64);
         let batch_key: Option<String> = first.get(1);
+        let kind: String = first.get(2);
         let claimed = match batch_key {
             Some(key) if options.max_jobs > 1 => {
                 claim_batch(&mut tx, &key, options, now, frontier, lease_until).await?
+            }
+            None if options.max_jobs > 1 && kind == "cost" => {
+                claim_cost(&mut tx, options, now, frontier, lease_until).await?
             }
             _ => claim_one(&mut tx, first.get(0), &options.run_id, now, lease_until).await?,
         };
@@ -294,6 +309,33 @@ async fn claim_batch(
     .bind(lease_until)
     .bind(batch_key)
     .bind(options.max_jobs as i64)
+    .fetch_all(conn)
+    .await?;
+    let mut claimed: Vec<Claimed> = rows.iter().map(claimed_from_row).collect();
+    claimed.sort_by_key(|job| job.id);
+    Ok(claimed)
+}
+
+async fn claim_cost(
+    conn: &mut SqliteConnection,
+    options: &ClaimOptions,
+    now: i64,
+    frontier: i64,
+    lease_until: i64,
+) -> Result<Vec<Claimed>, OutboxError> {
+    let limit = COST_JOBS_PER_CLAIM.min(options.max_jobs as i64);
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET status = 'in_flight', lease_owner = ?3, lease_expires_at = ?4, \
+         updated_at = ?1 WHERE id IN (SELECT id FROM (SELECT j.id, j.kind FROM jobs j \
+         INDEXED BY jobs_pending_due WHERE {READY} ORDER BY j.next_attempt_at, j.id LIMIT ?5) \
+         WHERE kind = 'cost' LIMIT ?6) {RETURNING}"
+    )))
+    .bind(now)
+    .bind(frontier)
+    .bind(&options.run_id)
+    .bind(lease_until)
+    .bind(COST_CLAIM_WINDOW)
+    .bind(limit)
     .fetch_all(conn)
     .await?;
     let mut claimed: Vec<Claimed> = rows.iter().map(claimed_from_row).collect();

@@ -189,6 +189,38 @@ async fn conversions_with_equal_options_are_claimed_together() {
     assert_eq!(claimed.len(), 2);
 }
 
+fn cost(segment: usize) -> NewJob {
+    let body = json!({
+        "funnelIDs": [], "trafficSourceIDs": [format!("ts{segment}")],
+        "timeStart": "2026-12-01T00:00:00Z", "timeEnd": "2026-12-01T01:00:00Z",
+        "costSegments": [{"cost": 1.25}]
+    });
+    prepare(Kind::Cost, &body, JobOptions::default()).unwrap()
+}
+
+#[tokio::test]
+async fn cost_jobs_are_claimed_sixteen_at_a_time() {
+    let (_dir, outbox) = open().await;
+    let jobs: Vec<NewJob> = (0..20).map(cost).collect();
+    let stored = outbox.enqueue(&jobs).await.unwrap();
+    let claimed = outbox.claim(&claim_options("run", 500)).await.unwrap();
+    let first_sixteen: Vec<i64> = stored[..16].iter().map(|job| job.id).collect();
+    assert_eq!(ids(&claimed), first_sixteen);
+    let claimed = outbox.claim(&claim_options("run", 500)).await.unwrap();
+    assert_eq!(claimed.len(), 4);
+}
+
+#[tokio::test]
+async fn cost_claim_skips_other_kinds_and_same_segment() {
+    let (_dir, outbox) = open().await;
+    let jobs = vec![cost(1), conversion("h1"), cost(1), reset(), cost(2)];
+    let stored = outbox.enqueue(&jobs).await.unwrap();
+    let claimed = outbox.claim(&claim_options("run", 500)).await.unwrap();
+    assert_eq!(ids(&claimed), vec![stored[0].id, stored[4].id]);
+    let single = outbox.claim(&claim_options("run", 1)).await.unwrap();
+    assert_eq!(ids(&single), vec![stored[1].id]);
+}
+
 #[tokio::test]
 async fn expired_lease_returns_job() {
     let (_dir, outbox) = open().await;
