@@ -467,3 +467,30 @@ async fn tokens_round_trip() {
     assert_eq!(loaded.access_token.expose(), "acc");
     assert_eq!(loaded.expires_at_ms, Some(42));
 }
+
+#[tokio::test]
+async fn mixed_batch_keeps_input_order() {
+    let (_dir, outbox) = open().await;
+    let mut keyed = conversion("k1");
+    keyed.idempotency_key = Some("key-1".into());
+    let existing = outbox.enqueue(&[keyed.clone()]).await.unwrap()[0].id;
+    let mut jobs = vec![conversion("a0"), keyed];
+    jobs.extend((1..250).map(|i| conversion(&format!("a{i}"))));
+
+    let stored = outbox.enqueue(&jobs).await.unwrap();
+    assert_eq!(stored.len(), jobs.len());
+    assert_eq!(
+        stored[1],
+        Enqueued {
+            id: existing,
+            created: false
+        }
+    );
+    let created: Vec<i64> = stored.iter().filter(|s| s.created).map(|s| s.id).collect();
+    assert!(created.windows(2).all(|pair| pair[0] < pair[1]));
+    for (job, entry) in jobs.iter().zip(&stored) {
+        let (shown, _) = outbox.show(entry.id).await.unwrap();
+        let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap();
+        assert_eq!(shown.payload, payload);
+    }
+}
