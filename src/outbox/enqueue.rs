@@ -1,6 +1,7 @@
 //! Storing new jobs, one request at a time or many requests in one shared transaction.
 
 use sqlx::{Row, SqliteConnection};
+use tracing::debug;
 
 use super::{Enqueued, NewJob, Outbox, OutboxError};
 
@@ -31,7 +32,8 @@ impl Outbox {
         let mut tx = self.write().await?;
         let mut stored = Vec::with_capacity(jobs.len());
         for chunk in jobs.chunks(PROGRESS_EVERY) {
-            stored.extend(insert_all(&mut tx, chunk).await?);
+            let chunk: Vec<&NewJob> = chunk.iter().collect();
+            stored.extend(insert_all(&mut tx, &chunk).await?);
             progress(stored.len());
         }
         tx.commit().await?;
@@ -42,7 +44,41 @@ impl Outbox {
     /// Stores several independent groups of jobs in one transaction, so that concurrent
     /// requests share one commit. Each group is all or nothing on its own: a failing group
     /// is rolled back to its savepoint and reported, and the others are still stored.
+    ///
+    /// The groups are first stored together without savepoints, which lets their jobs share
+    /// multi-row statements. Only when that fails is the transaction rolled back and every
+    /// group stored again on a savepoint of its own, to find the failing ones.
     pub async fn enqueue_groups(
+        &self,
+        groups: &[Vec<NewJob>],
+    ) -> Result<Vec<Result<Vec<Enqueued>, OutboxError>>, OutboxError> {
+        let results = match self.enqueue_groups_together(groups).await {
+            Ok(results) => results,
+            Err(err) => {
+                debug!(groups = groups.len(), error = %err, "storing the groups together failed; storing each on its own savepoint");
+                self.enqueue_groups_one_by_one(groups).await?
+            }
+        };
+        self.wake_workers();
+        Ok(results)
+    }
+
+    async fn enqueue_groups_together(
+        &self,
+        groups: &[Vec<NewJob>],
+    ) -> Result<Vec<Result<Vec<Enqueued>, OutboxError>>, OutboxError> {
+        let jobs: Vec<&NewJob> = groups.iter().flatten().collect();
+        let mut tx = self.write().await?;
+        let mut stored = insert_all(&mut tx, &jobs).await?.into_iter();
+        tx.commit().await?;
+        let results = groups
+            .iter()
+            .map(|group| Ok(stored.by_ref().take(group.len()).collect()))
+            .collect();
+        Ok(results)
+    }
+
+    async fn enqueue_groups_one_by_one(
         &self,
         groups: &[Vec<NewJob>],
     ) -> Result<Vec<Result<Vec<Enqueued>, OutboxError>>, OutboxError> {
@@ -52,7 +88,8 @@ impl Outbox {
             sqlx::query("SAVEPOINT enqueue_group")
                 .execute(&mut *tx)
                 .await?;
-            match insert_all(&mut tx, group).await {
+            let group: Vec<&NewJob> = group.iter().collect();
+            match insert_all(&mut tx, &group).await {
                 Ok(stored) => results.push(Ok(stored)),
                 Err(err) => {
                     sqlx::query("ROLLBACK TO enqueue_group")
@@ -66,7 +103,6 @@ impl Outbox {
                 .await?;
         }
         tx.commit().await?;
-        self.wake_workers();
         Ok(results)
     }
 }
@@ -76,7 +112,7 @@ impl Outbox {
 /// key can be told apart.
 async fn insert_all(
     conn: &mut SqliteConnection,
-    jobs: &[NewJob],
+    jobs: &[&NewJob],
 ) -> Result<Vec<Enqueued>, OutboxError> {
     let mut stored = Vec::with_capacity(jobs.len());
     let mut rest = jobs;
@@ -103,7 +139,7 @@ async fn insert_all(
 /// `AUTOINCREMENT` ids only grow.
 async fn insert_unkeyed(
     conn: &mut SqliteConnection,
-    jobs: &[NewJob],
+    jobs: &[&NewJob],
 ) -> Result<Vec<Enqueued>, OutboxError> {
     let row = "(?, ?, ?, ?, 1, ?, ?, ?)";
     let rows = vec![row; jobs.len()].join(", ");
