@@ -109,7 +109,7 @@ impl Outbox {
 
 /// Inserts jobs in input order. Runs of jobs without an idempotency key, which cannot
 /// conflict, go in multi-row statements; a job with a key goes alone, so that an existing
-/// key can be told apart.
+/// key is reported with its id.
 async fn insert_all(
     conn: &mut SqliteConnection,
     jobs: &[&NewJob],
@@ -134,8 +134,8 @@ async fn insert_all(
     Ok(stored)
 }
 
-/// Inserts jobs without idempotency keys with one statement. The ids come back sorted,
-/// which is input order, because SQLite inserts `VALUES` rows in order and
+/// Inserts jobs without idempotency keys with one statement. Sorting the returned ids
+/// gives input order, because SQLite inserts `VALUES` rows in order and
 /// `AUTOINCREMENT` ids only grow.
 async fn insert_unkeyed(
     conn: &mut SqliteConnection,
