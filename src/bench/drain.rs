@@ -193,7 +193,7 @@ async fn put(client: &reqwest::Client, url: &str, body: Bytes) -> anyhow::Result
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     if !status.is_success() {
-        bail!("PUT {url} answered {status}: {text}");
+        bail!("PUT {url} responded with {status}: {text}");
     }
     Ok(())
 }

@@ -90,7 +90,7 @@ async fn post(client: &reqwest::Client, url: &str, body: Bytes) -> anyhow::Resul
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     if status != StatusCode::ACCEPTED {
-        bail!("POST /v1/jobs answered {status}: {text}");
+        bail!("POST /v1/jobs responded with {status}: {text}");
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The `latency` measure: enqueue-to-delivered time at a steady 100 jobs/s.
 //!
 //! One conversion job is posted to `POST /v1/jobs` every 10 ms, each from its own task so
-//! that a slow answer does not delay the next post. Latencies come from
+//! that a slow response does not delay the next post. Latencies come from
 //! `Outbox::report()`: `finished_at - created_at` of each delivered job, which the outbox
 //! stores in whole milliseconds, so figures below 1 ms read as 0 or 1.
 //!
@@ -64,7 +64,7 @@ async fn relay_latencies(api: &MockApi, count: u64) -> anyhow::Result<Vec<f64>> 
         async move {
             let response = client.post(url.as_str()).json(&body).send().await?;
             if !response.status().is_success() {
-                bail!("POST /v1/jobs answered {}", response.status());
+                bail!("POST /v1/jobs responded with {}", response.status());
             }
             Ok(())
         }
@@ -97,7 +97,7 @@ async fn direct_latencies(api: &MockApi, count: u64) -> anyhow::Result<Vec<f64>>
     let client = setup::http_client(16)?;
     let durations = paced(count, |n| {
         let (client, url) = (client.clone(), Arc::clone(&url));
-        // Hit IDs above the relay's range, so the mock sees new hits.
+        // Hit IDs above the relay's range, so the mock receives new hits.
         let body = setup::conversion_body(n + 1_000_000_000);
         async move {
             let started = Instant::now();
@@ -108,7 +108,7 @@ async fn direct_latencies(api: &MockApi, count: u64) -> anyhow::Result<Vec<f64>>
                 .send()
                 .await?;
             if !response.status().is_success() {
-                bail!("PUT {url} answered {}", response.status());
+                bail!("PUT {url} responded with {}", response.status());
             }
             Ok(started.elapsed().as_secs_f64() * 1000.0)
         }

@@ -1,7 +1,7 @@
 //! The `memory` measure: resident memory of `ffrelay serve` in a child process, so that
 //! the figures are the daemon's own and not the benchmark's.
 //!
-//! Idle: `VmRSS` from `/proc/PID/status` once the daemon answers `/healthz` on an empty
+//! Idle: `VmRSS` from `/proc/PID/status` once the daemon responds to `/healthz` on an empty
 //! outbox and has settled. Draining: `VmHWM` (the peak resident size) after the daemon
 //! has drained an outbox filled beforehand with single-hit conversion jobs into the
 //! in-process mock API.
@@ -79,7 +79,7 @@ async fn draining_peak(api: &MockApi, db: &Path, jobs: u64) -> anyhow::Result<f6
     peak
 }
 
-/// Starts `ffrelay serve` on `db` against the mock and waits until it answers `/healthz`.
+/// Starts `ffrelay serve` on `db` against the mock and waits until it responds to `/healthz`.
 async fn start_daemon(api: &MockApi, db: &Path) -> anyhow::Result<Child> {
     let listen = free_loopback_addr()?;
     let db = db.to_str().context("database path is not UTF-8")?;
@@ -116,7 +116,7 @@ async fn wait_ready(child: &mut Child, listen: &str) -> anyhow::Result<()> {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            bail!("ffrelay serve did not answer {url} within 30 s");
+            bail!("ffrelay serve did not respond to {url} within 30 s");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -102,7 +102,7 @@ pub struct Scale {
 }
 
 impl Scale {
-    /// The sizes the targets are defined for.
+    /// Returns the sizes the targets are defined for.
     pub fn full() -> Scale {
         Scale {
             quick: false,
@@ -119,7 +119,7 @@ impl Scale {
         }
     }
 
-    /// Small sizes that finish in seconds, even in a debug build.
+    /// Returns small sizes that finish in seconds, even in a debug build.
     pub fn quick() -> Scale {
         Scale {
             quick: true,

@@ -1,7 +1,7 @@
 //! The `ratelimit` measure: fidelity of the client-side rate limit.
 //!
 //! The relay is set to 50 requests/s with a burst of 1 and drains cost jobs (one request
-//! each, enough for the whole span) into a mock that answers 429 above 50 requests/s with
+//! each, enough for the whole span) into a mock that responds with 429 above 50 requests/s with
 //! a burst of 50. The achieved rate is taken from the mock's arrival times of the accepted
 //! requests: the number of intervals divided by the time from the first to the last. The
 //! mock stamps arrivals in whole milliseconds, which bounds the error to about 2 ms over
@@ -46,7 +46,7 @@ pub async fn run(scale: &Scale) -> anyhow::Result<Vec<Row>> {
         .target(Target::AtMost(2.0)),
         Row::new(
             "ratelimit",
-            "429 answers from a mock limited to 50/s",
+            "429 responses from a mock limited to 50/s",
             throttled as f64,
             "",
         )

@@ -21,7 +21,7 @@ pub enum Target {
 }
 
 impl Target {
-    /// Whether `value` meets the target; `None` when there is no target.
+    /// Checks whether `value` meets the target; `None` when there is no target.
     pub fn is_met_by(self, value: f64) -> Option<bool> {
         match self {
             Target::AtLeast(bar) => Some(value >= bar),
@@ -46,13 +46,13 @@ impl Target {
 pub struct Row {
     /// Name of the measure, as given to `--only`.
     pub measure: &'static str,
-    /// What was measured, such as `requests/s, 64 clients`.
+    /// Description of the figure, such as `requests/s, 64 clients`.
     pub metric: String,
     pub value: f64,
     pub unit: &'static str,
     /// The raw baseline in the same unit, when the measure has one.
     pub baseline: Option<f64>,
-    /// What the baseline measured.
+    /// Description of the baseline.
     pub baseline_label: String,
     pub target: Target,
     /// Whether the target was met; `None` without a target or in a quick run.
@@ -60,7 +60,7 @@ pub struct Row {
 }
 
 impl Row {
-    /// A row without a baseline and without a verdict yet.
+    /// Creates a row without a baseline and without a verdict yet.
     pub fn new(
         measure: &'static str,
         metric: impl Into<String>,
@@ -93,7 +93,7 @@ impl Row {
         self
     }
 
-    /// The value divided by the baseline.
+    /// Returns the value divided by the baseline.
     pub fn ratio(&self) -> Option<f64> {
         self.baseline
             .filter(|baseline| *baseline != 0.0)

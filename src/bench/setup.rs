@@ -61,17 +61,17 @@ pub fn settings(db: &Path, base_url: &str, overrides: &[(&str, &str)]) -> anyhow
     Ok(Settings::load(&Sources { file: None, env })?)
 }
 
-/// A FunnelFlux-style hit ID: 24 lowercase alphanumeric characters, unique per `n`.
+/// Returns a FunnelFlux-style hit ID: 24 lowercase alphanumeric characters, unique per `n`.
 pub fn hit_id(n: u64) -> String {
     format!("bh{n:022}")
 }
 
-/// A conversions body about one hit.
+/// Builds a conversions body about one hit.
 pub fn conversion_body(n: u64) -> Value {
     json!({"hits": [{"hitID": hit_id(n), "transactionID": format!("tx{n}"), "payout": 1.25}]})
 }
 
-/// A cost body for a segment of its own, so that cost jobs are not ordered after each
+/// Builds a cost body for a segment of its own, so that cost jobs are not ordered after each
 /// other and may be sent in parallel.
 pub fn cost_body(n: u64) -> Value {
     json!({
@@ -106,7 +106,7 @@ pub fn jobs(
     (first..first + count).map(make).collect()
 }
 
-/// The value at quantile `q` (0 to 1) of sorted values, by the nearest rank.
+/// Returns the value at quantile `q` (0 to 1) of sorted values, by the nearest rank.
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     let Some(last) = sorted.len().checked_sub(1) else {
         return f64::NAN;
@@ -169,7 +169,7 @@ where
     Ok(started.elapsed())
 }
 
-/// A reqwest client for loopback benchmarks, with a connection pool large enough for
+/// Builds a reqwest client for loopback benchmarks, with a connection pool large enough for
 /// `connections` concurrent requests.
 pub fn http_client(connections: usize) -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
