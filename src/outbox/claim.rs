@@ -6,11 +6,19 @@ use std::time::Duration;
 use sqlx::{Row, SqliteConnection};
 use tracing::warn;
 
-use super::{Attempt, Outbox, OutboxError, now_ms};
+use super::{Outbox, OutboxError, now_ms};
 use crate::updates::check_row;
 
 /// Rows validated per claim; older unchecked rows always go first.
 const INTAKE_BATCH: i64 = 1000;
+
+/// Cost jobs claimed together at most. Each is still sent as a request of its own, but
+/// they share one claim and one outcome transaction, so the commits per job shrink.
+const COST_JOBS_PER_CLAIM: i64 = 16;
+
+/// Ready jobs, in due order, among which a cost claim looks for more cost jobs. The bound
+/// keeps the claim's cost flat when few cost jobs sit among many other pending jobs.
+const COST_CLAIM_WINDOW: i64 = 64;
 
 /// What to claim, and for whom.
 #[derive(Debug, Clone)]
@@ -18,7 +26,8 @@ pub struct ClaimOptions {
     /// Lease owner: the id of this process run.
     pub run_id: String,
     pub lease: Duration,
-    /// Maximum number of jobs; only jobs that may share one request are claimed together.
+    /// Maximum number of jobs. Only jobs that may share one request are claimed together,
+    /// except cost jobs, of which up to 16 are claimed together and sent one by one.
     pub max_jobs: usize,
 }
 
@@ -62,7 +71,7 @@ pub struct Finish {
     pub job_id: i64,
     /// Requests this try sent for the job (several when a batch was split); empty when
     /// none was sent.
-    pub attempts: Vec<Attempt>,
+    pub attempts: Vec<super::Attempt>,
     pub transition: Transition,
 }
 
@@ -77,13 +86,17 @@ const READY: &str = "j.status = 'pending' AND j.checked = 1 AND j.next_attempt_a
 
 impl Outbox {
     /// Claims up to `max_jobs` ready jobs that may share one request: the first ready job,
-    /// plus, when it has a batch key, the next ready jobs with the same key.
+    /// plus, when it has a batch key, the next ready jobs with the same key. When the first
+    /// ready job is a cost job, the claim takes the cost jobs among the next 64 ready jobs
+    /// instead, up to 16.
     pub async fn claim(&self, options: &ClaimOptions) -> Result<Vec<Claimed>, OutboxError> {
         let mut tx = self.write().await?;
         let now = now_ms();
         let frontier = intake(&mut tx, now).await?;
+        // Without the hint SQLite picks `jobs_status_id` for `status = 'pending'` and sorts
+        // every pending row to find the first, which grows with the queue.
         let first = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT j.id, j.batch_key FROM jobs j WHERE {READY} \
+            "SELECT j.id, j.batch_key, j.kind FROM jobs j INDEXED BY jobs_pending_due WHERE {READY} \
              ORDER BY j.next_attempt_at, j.id LIMIT 1"
         )))
         .bind(now)
@@ -96,9 +109,13 @@ impl Outbox {
         };
         let lease_until = now.saturating_add(options.lease.as_millis() as i64);
         let batch_key: Option<String> = first.get(1);
+        let kind: String = first.get(2);
         let claimed = match batch_key {
             Some(key) if options.max_jobs > 1 => {
                 claim_batch(&mut tx, &key, options, now, frontier, lease_until).await?
+            }
+            None if options.max_jobs > 1 && kind == "cost" => {
+                claim_cost(&mut tx, options, now, frontier, lease_until).await?
             }
             _ => claim_one(&mut tx, first.get(0), &options.run_id, now, lease_until).await?,
         };
@@ -130,29 +147,6 @@ impl Outbox {
         }
         tx.commit().await?;
         Ok(renewed)
-    }
-
-    /// Records the outcome of a try of several jobs in one transaction. Attempts are always
-    /// recorded; a transition applies only while this run owns the job's lease, and counts
-    /// as one attempt of the job unless it is a release. Returns the
-    /// ids whose lease was lost, which another worker may now be sending.
-    pub async fn finish(&self, run_id: &str, outcomes: &[Finish]) -> Result<Vec<i64>, OutboxError> {
-        let mut tx = self.write().await?;
-        let now = now_ms();
-        let mut lost = Vec::new();
-        for outcome in outcomes {
-            for attempt in &outcome.attempts {
-                record_attempt(&mut tx, attempt).await?;
-            }
-            // A release (shutdown, auth pause) never uses up an attempt.
-            let released = outcome.transition == Transition::Release;
-            let counted = i64::from(!outcome.attempts.is_empty() && !released);
-            if !apply(&mut tx, run_id, outcome, counted, now).await? {
-                lost.push(outcome.job_id);
-            }
-        }
-        tx.commit().await?;
-        Ok(lost)
     }
 
     /// Records the hit count a reset validation returned.
@@ -322,6 +316,33 @@ async fn claim_batch(
     Ok(claimed)
 }
 
+async fn claim_cost(
+    conn: &mut SqliteConnection,
+    options: &ClaimOptions,
+    now: i64,
+    frontier: i64,
+    lease_until: i64,
+) -> Result<Vec<Claimed>, OutboxError> {
+    let limit = COST_JOBS_PER_CLAIM.min(options.max_jobs as i64);
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET status = 'in_flight', lease_owner = ?3, lease_expires_at = ?4, \
+         updated_at = ?1 WHERE id IN (SELECT id FROM (SELECT j.id, j.kind FROM jobs j \
+         INDEXED BY jobs_pending_due WHERE {READY} ORDER BY j.next_attempt_at, j.id LIMIT ?5) \
+         WHERE kind = 'cost' LIMIT ?6) {RETURNING}"
+    )))
+    .bind(now)
+    .bind(frontier)
+    .bind(&options.run_id)
+    .bind(lease_until)
+    .bind(COST_CLAIM_WINDOW)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    let mut claimed: Vec<Claimed> = rows.iter().map(claimed_from_row).collect();
+    claimed.sort_by_key(|job| job.id);
+    Ok(claimed)
+}
+
 fn claimed_from_row(row: &sqlx::sqlite::SqliteRow) -> Claimed {
     Claimed {
         id: row.get(0),
@@ -333,62 +354,4 @@ fn claimed_from_row(row: &sqlx::sqlite::SqliteRow) -> Claimed {
         reset_hits: row.get(6),
         approved: row.get::<i64, _>(7) != 0,
     }
-}
-
-async fn record_attempt(conn: &mut SqliteConnection, attempt: &Attempt) -> Result<(), OutboxError> {
-    sqlx::query(
-        "INSERT INTO attempts (job_id, request_id, started_at, finished_at, http_status, error, \
-         response, latency_ms, outcome) \
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?1)",
-    )
-    .bind(attempt.job_id)
-    .bind(&attempt.request_id)
-    .bind(attempt.started_at)
-    .bind(attempt.finished_at)
-    .bind(attempt.http_status)
-    .bind(&attempt.error)
-    .bind(&attempt.response)
-    .bind(attempt.latency_ms)
-    .bind(&attempt.outcome)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Applies one transition if this run owns the job; returns whether it did.
-async fn apply(
-    conn: &mut SqliteConnection,
-    run_id: &str,
-    outcome: &Finish,
-    counted: i64,
-    now: i64,
-) -> Result<bool, OutboxError> {
-    let (status, next_at, error, finished) = match &outcome.transition {
-        Transition::Delivered => ("delivered", None, None, Some(now)),
-        Transition::Failed { reason } => ("failed", None, Some(reason.as_str()), Some(now)),
-        Transition::Retry { at_ms, reason } => {
-            ("pending", Some(*at_ms), Some(reason.as_str()), None)
-        }
-        Transition::Held { reason } => ("held", None, Some(reason.as_str()), None),
-        Transition::Release => ("pending", None, None, None),
-    };
-    let updated = sqlx::query(
-        "UPDATE jobs SET status = ?1, next_attempt_at = COALESCE(?2, next_attempt_at), \
-         last_error = CASE WHEN ?1 = 'delivered' THEN NULL ELSE COALESCE(?3, last_error) END, \
-         finished_at = ?4, attempts = attempts + ?5, lease_owner = NULL, \
-         lease_expires_at = NULL, updated_at = ?6 \
-         WHERE id = ?7 AND status = 'in_flight' AND lease_owner = ?8",
-    )
-    .bind(status)
-    .bind(next_at)
-    .bind(error)
-    .bind(finished)
-    .bind(counted)
-    .bind(now)
-    .bind(outcome.job_id)
-    .bind(run_id)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(updated == 1)
 }

@@ -30,6 +30,7 @@
 mod admin;
 mod claim;
 mod enqueue;
+mod finish;
 mod report;
 mod runs;
 mod store;

@@ -15,6 +15,11 @@ use super::OutboxError;
 /// Embedded migrations from `migrations/`.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// Page cache of the write connection, in KiB as SQLite reads a negative `cache_size`.
+/// SQLite's default of 2 MiB keeps too few index pages of a large outbox in memory, so
+/// claims and outcomes of a long queue read pages back from the OS on every batch.
+const WRITER_CACHE: &str = "-32768";
+
 /// Handle to the outbox database; cheap to clone.
 #[derive(Clone)]
 pub struct Outbox {
@@ -36,7 +41,7 @@ impl Outbox {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("cache_size", WRITER_CACHE))
             .await?;
         migrate(path, &writer).await?;
         let identity = file_identity(path).map_err(|source| OutboxError::File {

@@ -189,6 +189,38 @@ async fn conversions_with_equal_options_are_claimed_together() {
     assert_eq!(claimed.len(), 2);
 }
 
+fn cost(segment: usize) -> NewJob {
+    let body = json!({
+        "funnelIDs": [], "trafficSourceIDs": [format!("ts{segment}")],
+        "timeStart": "2026-12-01T00:00:00Z", "timeEnd": "2026-12-01T01:00:00Z",
+        "costSegments": [{"cost": 1.25}]
+    });
+    prepare(Kind::Cost, &body, JobOptions::default()).unwrap()
+}
+
+#[tokio::test]
+async fn cost_jobs_are_claimed_sixteen_at_a_time() {
+    let (_dir, outbox) = open().await;
+    let jobs: Vec<NewJob> = (0..20).map(cost).collect();
+    let stored = outbox.enqueue(&jobs).await.unwrap();
+    let claimed = outbox.claim(&claim_options("run", 500)).await.unwrap();
+    let first_sixteen: Vec<i64> = stored[..16].iter().map(|job| job.id).collect();
+    assert_eq!(ids(&claimed), first_sixteen);
+    let claimed = outbox.claim(&claim_options("run", 500)).await.unwrap();
+    assert_eq!(claimed.len(), 4);
+}
+
+#[tokio::test]
+async fn cost_claim_skips_other_kinds_and_same_segment() {
+    let (_dir, outbox) = open().await;
+    let jobs = vec![cost(1), conversion("h1"), cost(1), reset(), cost(2)];
+    let stored = outbox.enqueue(&jobs).await.unwrap();
+    let claimed = outbox.claim(&claim_options("run", 500)).await.unwrap();
+    assert_eq!(ids(&claimed), vec![stored[0].id, stored[4].id]);
+    let single = outbox.claim(&claim_options("run", 1)).await.unwrap();
+    assert_eq!(ids(&single), vec![stored[1].id]);
+}
+
 #[tokio::test]
 async fn expired_lease_returns_job() {
     let (_dir, outbox) = open().await;
@@ -449,4 +481,31 @@ async fn removed_or_replaced_file_fails_ping() {
         outbox.ping().await,
         Err(OutboxError::Replaced { .. })
     ));
+}
+
+#[tokio::test]
+async fn mixed_batch_keeps_input_order() {
+    let (_dir, outbox) = open().await;
+    let mut keyed = conversion("k1");
+    keyed.idempotency_key = Some("key-1".into());
+    let existing = outbox.enqueue(&[keyed.clone()]).await.unwrap()[0].id;
+    let mut jobs = vec![conversion("a0"), keyed];
+    jobs.extend((1..250).map(|i| conversion(&format!("a{i}"))));
+
+    let stored = outbox.enqueue(&jobs).await.unwrap();
+    assert_eq!(stored.len(), jobs.len());
+    assert_eq!(
+        stored[1],
+        Enqueued {
+            id: existing,
+            created: false
+        }
+    );
+    let created: Vec<i64> = stored.iter().filter(|s| s.created).map(|s| s.id).collect();
+    assert!(created.windows(2).all(|pair| pair[0] < pair[1]));
+    for (job, entry) in jobs.iter().zip(&stored) {
+        let (shown, _) = outbox.show(entry.id).await.unwrap();
+        let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap();
+        assert_eq!(shown.payload, payload);
+    }
 }
