@@ -5,11 +5,14 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{Attempt, Job, ListFilter, Outbox, OutboxError, Stats, Status, now_ms};
+use super::{Attempt, Job, ListFilter, Outbox, OutboxError, QueueDepth, Stats, Status, now_ms};
 
 const JOB_COLUMNS: &str = "id, kind, status, payload, idempotency_key, ordering_key, attempts, \
     next_attempt_at, created_at, updated_at, finished_at, lease_owner, lease_expires_at, \
     last_error, reset_hits, approved";
+
+/// Attempts read for the recent outcomes in [`Outbox::stats`].
+const RECENT_ATTEMPTS: i64 = 100_000;
 
 /// Rows deleted per retention transaction, so that pruning never holds the write lock long.
 const PRUNE_CHUNK: i64 = 5000;
@@ -155,14 +158,15 @@ impl Outbox {
             .map(|row| (row.get(0), row.get(1), row.get(2)))
             .collect();
         let now = now_ms();
-        let oldest: Option<i64> =
-            sqlx::query_scalar("SELECT MIN(created_at) FROM jobs WHERE status = 'pending'")
-                .fetch_one(&self.reader)
-                .await?;
+        let oldest = self.oldest_pending_created_at().await?;
+        // Only the newest attempts are read, so that the cost stays bounded on a large table.
         let recent_outcomes = sqlx::query(
-            "SELECT outcome, COUNT(*) FROM attempts WHERE finished_at >= ?1 GROUP BY outcome",
+            "SELECT outcome, COUNT(*) FROM attempts \
+             WHERE id > (SELECT COALESCE(MAX(id), 0) FROM attempts) - ?2 AND finished_at >= ?1 \
+             GROUP BY outcome",
         )
         .bind(now - 3_600_000)
+        .bind(RECENT_ATTEMPTS)
         .fetch_all(&self.reader)
         .await?
         .iter()
@@ -173,6 +177,38 @@ impl Outbox {
             oldest_pending_age_ms: oldest.map(|created| (now - created).max(0)),
             recent_outcomes,
         })
+    }
+
+    /// Jobs per unfinished or failed status, for metrics scraped often: it reads only the
+    /// status index, never the delivered and cancelled rows, which grow without bound.
+    pub async fn queue_depth(&self) -> Result<QueueDepth, OutboxError> {
+        let mut depth = QueueDepth::default();
+        for status in [
+            Status::Pending,
+            Status::InFlight,
+            Status::Held,
+            Status::Failed,
+        ] {
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = ?1")
+                .bind(status.as_str())
+                .fetch_one(&self.reader)
+                .await?;
+            depth.counts.push((status, count));
+        }
+        let oldest = self.oldest_pending_created_at().await?;
+        depth.oldest_pending_age_ms = oldest.map(|created| (now_ms() - created).max(0));
+        Ok(depth)
+    }
+
+    /// Creation time of the pending job with the lowest id, found through the status index.
+    /// Ids grow with creation time, so it is the oldest pending job.
+    async fn oldest_pending_created_at(&self) -> Result<Option<i64>, OutboxError> {
+        let oldest = sqlx::query_scalar(
+            "SELECT created_at FROM jobs WHERE status = 'pending' ORDER BY id LIMIT 1",
+        )
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(oldest)
     }
 
     /// Deletes delivered and cancelled jobs that finished more than `keep` ago, with their

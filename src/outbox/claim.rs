@@ -80,9 +80,9 @@ pub struct Finish {
 const READY: &str = "j.status = 'pending' AND j.checked = 1 AND j.next_attempt_at <= ?1 AND j.id <= ?2 \
     AND (j.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs o \
          WHERE o.ordering_key = j.ordering_key AND o.id < j.id \
-         AND o.status IN ('pending', 'in_flight', 'held'))) \
+         AND o.finished_at IS NULL)) \
     AND (j.kind <> 'reset' OR NOT EXISTS (SELECT 1 FROM jobs o \
-         WHERE o.id < j.id AND o.status IN ('pending', 'in_flight', 'held')))";
+         WHERE o.id < j.id AND o.finished_at IS NULL))";
 
 impl Outbox {
     /// Claims up to `max_jobs` ready jobs that may share one request: the first ready job,
@@ -267,9 +267,6 @@ async fn intake(conn: &mut SqliteConnection, now: i64) -> Result<i64, OutboxErro
     Ok(frontier)
 }
 
-const RETURNING: &str =
-    "RETURNING id, kind, payload, attempts, created_at, ordering_key, reset_hits, approved";
-
 async fn claim_one(
     conn: &mut SqliteConnection,
     id: i64,
@@ -277,17 +274,7 @@ async fn claim_one(
     now: i64,
     lease_until: i64,
 ) -> Result<Vec<Claimed>, OutboxError> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE jobs SET status = 'in_flight', lease_owner = ?1, lease_expires_at = ?2, \
-         updated_at = ?3 WHERE id = ?4 {RETURNING}"
-    )))
-    .bind(run_id)
-    .bind(lease_until)
-    .bind(now)
-    .bind(id)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows.iter().map(claimed_from_row).collect())
+    mark_in_flight(conn, &format!("[{id}]"), run_id, now, lease_until).await
 }
 
 async fn claim_batch(
@@ -298,22 +285,17 @@ async fn claim_batch(
     frontier: i64,
     lease_until: i64,
 ) -> Result<Vec<Claimed>, OutboxError> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE jobs SET status = 'in_flight', lease_owner = ?3, lease_expires_at = ?4, \
-         updated_at = ?1 WHERE id IN (SELECT j.id FROM jobs j WHERE j.batch_key = ?5 AND {READY} \
-         ORDER BY j.next_attempt_at, j.id LIMIT ?6) {RETURNING}"
+    let ids: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT json_group_array(id) FROM (SELECT j.id FROM jobs j WHERE j.batch_key = ?3 \
+         AND {READY} ORDER BY j.next_attempt_at, j.id LIMIT ?4)"
     )))
     .bind(now)
     .bind(frontier)
-    .bind(&options.run_id)
-    .bind(lease_until)
     .bind(batch_key)
     .bind(options.max_jobs as i64)
-    .fetch_all(conn)
+    .fetch_one(&mut *conn)
     .await?;
-    let mut claimed: Vec<Claimed> = rows.iter().map(claimed_from_row).collect();
-    claimed.sort_by_key(|job| job.id);
-    Ok(claimed)
+    mark_in_flight(conn, &ids, &options.run_id, now, lease_until).await
 }
 
 async fn claim_cost(
@@ -324,34 +306,75 @@ async fn claim_cost(
     lease_until: i64,
 ) -> Result<Vec<Claimed>, OutboxError> {
     let limit = COST_JOBS_PER_CLAIM.min(options.max_jobs as i64);
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE jobs SET status = 'in_flight', lease_owner = ?3, lease_expires_at = ?4, \
-         updated_at = ?1 WHERE id IN (SELECT id FROM (SELECT j.id, j.kind FROM jobs j \
-         INDEXED BY jobs_pending_due WHERE {READY} ORDER BY j.next_attempt_at, j.id LIMIT ?5) \
-         WHERE kind = 'cost' LIMIT ?6) {RETURNING}"
+    let ids: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT json_group_array(id) FROM (SELECT id FROM (SELECT j.id, j.kind FROM jobs j \
+         INDEXED BY jobs_pending_due WHERE {READY} ORDER BY j.next_attempt_at, j.id LIMIT ?3) \
+         WHERE kind = 'cost' LIMIT ?4)"
     )))
     .bind(now)
     .bind(frontier)
-    .bind(&options.run_id)
-    .bind(lease_until)
     .bind(COST_CLAIM_WINDOW)
     .bind(limit)
-    .fetch_all(conn)
+    .fetch_one(&mut *conn)
     .await?;
-    let mut claimed: Vec<Claimed> = rows.iter().map(claimed_from_row).collect();
-    claimed.sort_by_key(|job| job.id);
-    Ok(claimed)
+    mark_in_flight(conn, &ids, &options.run_id, now, lease_until).await
 }
 
-fn claimed_from_row(row: &sqlx::sqlite::SqliteRow) -> Claimed {
+/// A claimed row as `mark_in_flight` reads it back.
+type ClaimedRow = (
+    i64,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    Option<i64>,
+    i64,
+);
+
+/// Marks the jobs in `ids` (a JSON array) in flight for `run_id` and returns them in id
+/// order. The rows come back as one JSON text, so that the cost in statements and in
+/// messages to sqlx's connection thread does not grow with the number of jobs.
+async fn mark_in_flight(
+    conn: &mut SqliteConnection,
+    ids: &str,
+    run_id: &str,
+    now: i64,
+    lease_until: i64,
+) -> Result<Vec<Claimed>, OutboxError> {
+    sqlx::query(
+        "UPDATE jobs SET status = 'in_flight', lease_owner = ?1, lease_expires_at = ?2, \
+         updated_at = ?3 WHERE id IN (SELECT value FROM json_each(?4))",
+    )
+    .bind(run_id)
+    .bind(lease_until)
+    .bind(now)
+    .bind(ids)
+    .execute(&mut *conn)
+    .await?;
+    let rows: String = sqlx::query_scalar(
+        "SELECT json_group_array(json_array(id, kind, payload, attempts, created_at, \
+         ordering_key, reset_hits, approved)) FROM (SELECT * FROM jobs \
+         WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id)",
+    )
+    .bind(ids)
+    .fetch_one(&mut *conn)
+    .await?;
+    let rows: Vec<ClaimedRow> = serde_json::from_str(&rows)
+        .map_err(|err| OutboxError::Database(sqlx::Error::Decode(Box::new(err))))?;
+    Ok(rows.into_iter().map(claimed_from_row).collect())
+}
+
+fn claimed_from_row(row: ClaimedRow) -> Claimed {
+    let (id, kind, payload, attempts, created_at, ordering_key, reset_hits, approved) = row;
     Claimed {
-        id: row.get(0),
-        kind: row.get(1),
-        payload: row.get(2),
-        attempts: row.get(3),
-        created_at: row.get(4),
-        ordering_key: row.get(5),
-        reset_hits: row.get(6),
-        approved: row.get::<i64, _>(7) != 0,
+        id,
+        kind,
+        payload,
+        attempts,
+        created_at,
+        ordering_key,
+        reset_hits,
+        approved: approved != 0,
     }
 }

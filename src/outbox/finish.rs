@@ -98,16 +98,25 @@ async fn record_attempts(conn: &mut SqliteConnection, attempts: &str) -> Result<
 /// Applies the transitions in `transitions` (a JSON array of `TransitionRow`) to the jobs
 /// this run owns; returns the ids it applied to.
 ///
-/// The unary `+` keeps SQLite from using the status index for the ownership test, so the
-/// plan walks the array and looks each job up by id instead of scanning every in-flight
-/// job once per array element.
+/// The owned ids are read first as one JSON text, inside the same write transaction, so
+/// that no row travels on its own to sqlx's connection thread. The unary `+` keeps SQLite
+/// from using the status index for the ownership test, so the plan walks the array and
+/// looks each job up by id instead of scanning every in-flight job once per element.
 async fn apply_all(
     conn: &mut SqliteConnection,
     run_id: &str,
     transitions: &str,
     now: i64,
 ) -> Result<HashSet<i64>, OutboxError> {
-    let ids = sqlx::query_scalar(
+    let owned: String = sqlx::query_scalar(
+        "SELECT json_group_array(jobs.id) FROM json_each(?1) AS t JOIN jobs \
+         ON jobs.id = t.value ->> 'id' WHERE +jobs.status = 'in_flight' AND +jobs.lease_owner = ?2",
+    )
+    .bind(transitions)
+    .bind(run_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query(
         "UPDATE jobs SET status = t.value ->> 'status', \
          next_attempt_at = COALESCE(t.value ->> 'next_at', next_attempt_at), \
          last_error = CASE WHEN t.value ->> 'status' = 'delivered' THEN NULL \
@@ -116,13 +125,13 @@ async fn apply_all(
          attempts = attempts + (t.value ->> 'counted'), lease_owner = NULL, \
          lease_expires_at = NULL, updated_at = ?2 \
          FROM json_each(?1) AS t \
-         WHERE jobs.id = t.value ->> 'id' AND +jobs.status = 'in_flight' AND +jobs.lease_owner = ?3 \
-         RETURNING jobs.id",
+         WHERE jobs.id = t.value ->> 'id' AND +jobs.status = 'in_flight' AND +jobs.lease_owner = ?3",
     )
     .bind(transitions)
     .bind(now)
     .bind(run_id)
-    .fetch_all(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(ids.into_iter().collect())
+    let owned: Vec<i64> = serde_json::from_str(&owned).map_err(json_error)?;
+    Ok(owned.into_iter().collect())
 }

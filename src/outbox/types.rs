@@ -148,7 +148,8 @@ pub struct Stats {
     pub counts: Vec<(String, String, i64)>,
     /// Age of the oldest pending job, in milliseconds.
     pub oldest_pending_age_ms: Option<i64>,
-    /// `(outcome, count)` of attempts that finished in the last hour.
+    /// `(outcome, count)` of attempts that finished in the last hour, among the newest
+    /// 100,000 attempts.
     pub recent_outcomes: Vec<(String, i64)>,
 }
 
@@ -161,4 +162,12 @@ impl Stats {
             .map(|(_, _, n)| n)
             .sum()
     }
+}
+
+/// Jobs per status that metrics report; delivered and cancelled jobs are left out.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct QueueDepth {
+    pub counts: Vec<(Status, i64)>,
+    /// Age of the oldest pending job, in milliseconds.
+    pub oldest_pending_age_ms: Option<i64>,
 }

@@ -15,7 +15,6 @@ use tracing::warn;
 
 use super::AppState;
 use crate::delivery::Health;
-use crate::outbox::Status;
 use crate::telemetry::{DATABASE_SIZE, OLDEST_PENDING, QUEUE_DEPTH};
 
 /// Media type of the Prometheus text exposition format.
@@ -63,14 +62,15 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text).into_response()
 }
 
-/// Sets the job count of every status, zero included, and the oldest pending age.
+/// Sets the job count of every unfinished or failed status and the oldest pending age.
+/// Delivered and cancelled jobs are counted by `ffrelay_jobs_delivered_total` instead,
+/// because counting them would read the whole table on every scrape.
 async fn set_queue_gauges(state: &AppState) -> Result<(), crate::outbox::OutboxError> {
-    let stats = state.outbox.stats().await?;
-    for status in Status::ALL {
-        let count = stats.count(status) as f64;
-        metrics::gauge!(QUEUE_DEPTH, "status" => status.as_str()).set(count);
+    let depth = state.outbox.queue_depth().await?;
+    for (status, count) in &depth.counts {
+        metrics::gauge!(QUEUE_DEPTH, "status" => status.as_str()).set(*count as f64);
     }
-    let age_ms = stats.oldest_pending_age_ms.unwrap_or(0);
+    let age_ms = depth.oldest_pending_age_ms.unwrap_or(0);
     metrics::gauge!(OLDEST_PENDING).set(age_ms as f64 / 1000.0);
     Ok(())
 }
