@@ -23,6 +23,7 @@ use crate::delivery::{DeliveryState, Engine, EngineConfig, Health, ShutdownRepor
 use crate::outbox::{Outbox, RunGuard};
 use crate::server::{self, AppState, Ingest};
 use crate::telemetry;
+use crate::updates::Kind;
 
 /// A running relay: outbox, delivery engine and HTTP server.
 pub struct Daemon {
@@ -55,6 +56,9 @@ impl Daemon {
             .context("failed to register this run")?;
         log_startup(settings, run.id());
 
+        // The recorder goes first, so that the values the engine sets at its start are kept.
+        let metrics = telemetry::prometheus();
+        telemetry::publish_initial_values(&Kind::ALL.map(Kind::as_str));
         let tokens = Arc::new(TokenStore::load(&settings.api, outbox.clone()).await?);
         let client = Client::new(&settings.api, tokens, settings.delivery.max_retry_after)?;
         let state = DeliveryState::default();
@@ -62,7 +66,6 @@ impl Daemon {
         let run_id = run.id().to_owned();
         let engine = Engine::start(outbox.clone(), client, config, run_id, state.clone()).await;
 
-        let metrics = telemetry::prometheus();
         let upkeep = tokio::spawn(telemetry::upkeep(metrics.clone()));
         let app = AppState {
             outbox: outbox.clone(),
