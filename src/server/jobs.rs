@@ -117,7 +117,32 @@ fn parse_array(items: Vec<Value>) -> Result<Vec<(Kind, NewJob)>, ApiError> {
         Value::Object(object) => parse_job(object).map_err(|err| err.at_index(index)),
         other => Err(not_a_job(&other).at_index(index)),
     };
-    items.into_iter().enumerate().map(parse_at).collect()
+    let jobs: Vec<(Kind, NewJob)> = items
+        .into_iter()
+        .enumerate()
+        .map(parse_at)
+        .collect::<Result<_, _>>()?;
+    check_unique_keys(&jobs)?;
+    Ok(jobs)
+}
+
+/// Rejects two jobs of one body with the same idempotency key. The outbox would store the
+/// first and return its id for the second, so the second job's payload would be lost.
+fn check_unique_keys(jobs: &[(Kind, NewJob)]) -> Result<(), ApiError> {
+    let mut first_index: BTreeMap<&str, usize> = BTreeMap::new();
+    for (index, (_, job)) in jobs.iter().enumerate() {
+        let Some(key) = job.idempotency_key.as_deref() else {
+            continue;
+        };
+        if let Some(first) = first_index.insert(key, index) {
+            let message = format!(
+                "duplicate idempotencyKey {}: jobs {first} and {index} of the array use it; give each job its own key",
+                excerpt(&Value::from(key))
+            );
+            return Err(ApiError::invalid_field("idempotencyKey", message).at_index(index));
+        }
+    }
+    Ok(())
 }
 
 fn not_a_job(value: &Value) -> ApiError {

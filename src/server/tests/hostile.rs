@@ -118,3 +118,25 @@ async fn eleven_custom_events_and_offsets_are_accepted() {
     let offsets = r#"{"kind": "reset", "payload": {"timeStart": "2026-12-01T00:00:00+02:00", "timeEnd": "2026-12-01T23:00:00-05:30"}}"#;
     assert_eq!(f.enqueue(offsets).await.len(), 1);
 }
+
+#[tokio::test]
+async fn repeated_idempotency_key_in_array_is_422() {
+    let f = fixture().await;
+    let body = r#"[
+        {"kind": "conversions", "payload": {"hits": [{"hitID": "a"}]}, "idempotencyKey": "k1"},
+        {"kind": "conversions", "payload": {"hits": [{"hitID": "b"}]}, "idempotencyKey": "k2"},
+        {"kind": "conversions", "payload": {"hits": [{"hitID": "c"}]}, "idempotencyKey": "k1"}
+    ]"#;
+    let (status, answer) = f.send(post_json("/v1/jobs", body)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["field"], "idempotencyKey", "{answer}");
+    let message = answer["error"].as_str().unwrap();
+    assert!(message.contains("\"k1\""), "{answer}");
+    assert!(message.contains("jobs 0 and 2"), "{answer}");
+    let stats = f.outbox.stats().await.unwrap();
+    assert_eq!(
+        stats.count(Status::Pending),
+        0,
+        "nothing of the body is stored"
+    );
+}
