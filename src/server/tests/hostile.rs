@@ -140,3 +140,27 @@ async fn repeated_idempotency_key_in_array_is_422() {
         "nothing of the body is stored"
     );
 }
+
+#[tokio::test]
+async fn stalled_body_gets_408() {
+    let f = fixture().await;
+    let start = r#"{"kind": "conversions", "payload": "#;
+    let first = futures_util::stream::once(async move {
+        Ok::<_, std::io::Error>(axum::body::Bytes::from_static(start.as_bytes()))
+    });
+    let stalled = futures_util::StreamExt::chain(first, futures_util::stream::pending());
+    let request = Request::post("/v1/jobs")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stalled))
+        .unwrap();
+
+    tokio::time::pause();
+    let limit = std::time::Duration::from_secs(60);
+    let sent = tokio::time::timeout(limit, f.send(request)).await;
+    let (status, answer) = sent.expect("no response to a stalled body within 60 s");
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("30 s"),
+        "{answer}"
+    );
+}
