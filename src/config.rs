@@ -164,6 +164,8 @@ impl Settings {
         let settings = read_settings(&mut reader);
         reader.check_unknown_keys();
         reader.check_listen_token(&settings.server);
+        let delivery = &settings.delivery;
+        reader.check_backoff(delivery.backoff_initial, delivery.backoff_max);
         match reader.into_errors() {
             errors if errors.is_empty() => Ok(settings),
             errors => Err(ConfigError::Invalid(errors)),

@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -23,6 +23,10 @@ use crate::delivery::{DeliveryState, Engine, EngineConfig, Health, ShutdownRepor
 use crate::outbox::{Outbox, RunGuard};
 use crate::server::{self, AppState, Ingest};
 use crate::telemetry;
+use crate::updates::Kind;
+
+/// Shortest time the HTTP server gets to answer the requests in progress at shutdown.
+const MIN_SERVER_GRACE: Duration = Duration::from_secs(1);
 
 /// A running relay: outbox, delivery engine and HTTP server.
 pub struct Daemon {
@@ -34,6 +38,7 @@ pub struct Daemon {
     stop_server: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     upkeep: JoinHandle<()>,
+    shutdown_grace: Duration,
 }
 
 impl Daemon {
@@ -55,6 +60,9 @@ impl Daemon {
             .context("failed to register this run")?;
         log_startup(settings, run.id());
 
+        // The recorder goes first, so that the values the engine sets at its start are kept.
+        let metrics = telemetry::prometheus();
+        telemetry::publish_initial_values(&Kind::ALL.map(Kind::as_str));
         let tokens = Arc::new(TokenStore::load(&settings.api, outbox.clone()).await?);
         let client = Client::new(&settings.api, tokens, settings.delivery.max_retry_after)?;
         let state = DeliveryState::default();
@@ -62,7 +70,6 @@ impl Daemon {
         let run_id = run.id().to_owned();
         let engine = Engine::start(outbox.clone(), client, config, run_id, state.clone()).await;
 
-        let metrics = telemetry::prometheus();
         let upkeep = tokio::spawn(telemetry::upkeep(metrics.clone()));
         let app = AppState {
             outbox: outbox.clone(),
@@ -84,6 +91,7 @@ impl Daemon {
             stop_server,
             server,
             upkeep,
+            shutdown_grace: settings.delivery.shutdown_grace,
         })
     }
 
@@ -103,13 +111,23 @@ impl Daemon {
     }
 
     /// Stops the server and the engine, releases what is left and unregisters the run.
-    pub async fn shutdown(self) -> ShutdownReport {
+    /// The HTTP server gets the same grace as the workers to answer the requests in
+    /// progress, but at least `MIN_SERVER_GRACE`; then its connections are closed.
+    pub async fn shutdown(mut self) -> ShutdownReport {
+        let deadline = Instant::now() + self.shutdown_grace.max(MIN_SERVER_GRACE);
         let _ = self.stop_server.send(true);
         let report = self.engine.shutdown().await;
-        match self.server.await {
-            Ok(Err(err)) => warn!(error = %err, "http server ended with an error"),
-            Err(err) => warn!(error = %err, "http server task failed"),
-            Ok(Ok(())) => {}
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left.max(MIN_SERVER_GRACE), &mut self.server).await {
+            Ok(Ok(Err(err))) => warn!(error = %err, "http server ended with an error"),
+            Ok(Err(err)) => warn!(error = %err, "http server task failed"),
+            Ok(Ok(Ok(()))) => {}
+            Err(_) => {
+                warn!(
+                    "http requests still open after the shutdown grace; closing their connections"
+                );
+                self.server.abort();
+            }
         }
         self.upkeep.abort();
         if let Err(err) = self.outbox.unregister_run(self.run.id()).await {

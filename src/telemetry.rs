@@ -60,6 +60,19 @@ pub fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
+/// Publishes every alerting series with its starting value, so that it exists before
+/// the first event. Prometheus's `increase()` misses the first event of a counter that
+/// appears with the value 1, and `ffrelay_auth_paused == 1` needs a series to compare.
+pub fn publish_initial_values(kinds: &[&'static str]) {
+    metrics::gauge!(BREAKER_STATE).set(0.0);
+    metrics::gauge!(AUTH_PAUSED).set(0.0);
+    metrics::counter!(THROTTLED).increment(0);
+    for &kind in kinds {
+        metrics::counter!(JOBS_FAILED, "kind" => kind).increment(0);
+        metrics::counter!(JOBS_DELIVERED, "kind" => kind).increment(0);
+    }
+}
+
 /// Runs the recorder's periodic upkeep (histogram draining) until the task is dropped.
 pub async fn upkeep(handle: PrometheusHandle) {
     let mut interval = tokio::time::interval(Duration::from_secs(5));

@@ -179,3 +179,23 @@ async fn healthcheck_follows_the_server() {
         output.stderr
     );
 }
+
+#[tokio::test]
+async fn report_to_closed_pipe_does_not_panic() {
+    let db = TestDb::new();
+    let env = env(&db);
+    for args in [&["config"][..], &["stats"][..], &["jobs", "list"][..]] {
+        let mut child = env
+            .command(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let output = child.wait_with_output().await.unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_ne!(output.status.code(), Some(101), "{args:?}: {stderr}");
+    }
+}

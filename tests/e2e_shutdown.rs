@@ -171,3 +171,30 @@ async fn sigterm_right_after_ready_exits_cleanly() {
     assert_eq!(status.code(), Some(0), "exit status:\n{}", relay.log());
     assert!(relay.log().contains("shutdown complete"), "{}", relay.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_stalled_upload_exits_within_grace() {
+    use tokio::io::AsyncWriteExt;
+
+    let api = mock(MockConfig::default()).await;
+    let db = TestDb::new();
+    let grace = Duration::from_secs(2);
+    let env = RelayEnv::new(&db.path, &api.base_url()).with("DELIVERY__SHUTDOWN_GRACE", "2s");
+    let log = db.dir.path().join("serve.log");
+    let mut relay = Relay::start(&env, &log).await;
+
+    // Headers that announce 1,000 bytes, then a few of them, then nothing.
+    let address = format!("127.0.0.1:{}", env.port());
+    let mut stalled = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = "POST /v1/jobs HTTP/1.1\r\nHost: relay\r\ncontent-type: application/json\r\n\
+                content-length: 1000\r\n\r\n{\"kind\":";
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    relay.signal("TERM");
+    let status = relay.wait_exit(grace + Duration::from_secs(5)).await;
+    let status = status.unwrap_or_else(|| panic!("no exit after SIGTERM:\n{}", relay.log()));
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
+    assert!(relay.log().contains("shutdown complete"), "{}", relay.log());
+    drop(stalled);
+}

@@ -54,6 +54,7 @@ pub struct TokenStore {
     refresh_file: Option<PathBuf>,
     margin: Duration,
     source_digest: Mutex<String>,
+    file_problems: Mutex<FileProblems>,
 }
 
 #[derive(Deserialize)]
@@ -97,6 +98,7 @@ impl TokenStore {
             refresh_file: settings.refresh_token_file.clone(),
             margin: settings.token_refresh_margin,
             source_digest: Mutex::new(digest),
+            file_problems: Mutex::new(FileProblems::default()),
         })
     }
 
@@ -154,13 +156,26 @@ impl TokenStore {
 
     /// Re-reads the secret files; when their content changed, the new tokens replace the
     /// current ones. Returns whether they changed.
+    ///
+    /// While a configured file is missing, unreadable or empty, the current tokens stay in
+    /// use. Each such problem is logged once, when it appears.
     pub async fn reload_files(&self) -> bool {
         if self.access_file.is_none() && self.refresh_file.is_none() {
             return false;
         }
+        let access = read_secret(self.access_file.as_ref());
+        let refresh = read_secret(self.refresh_file.as_ref());
+        let problems: Vec<String> = [&access, &refresh]
+            .into_iter()
+            .filter_map(|read| read.as_ref().err().cloned())
+            .collect();
+        self.file_problems.lock().await.report(problems.clone());
+        let (Ok(access), Ok(refresh)) = (access, refresh) else {
+            return false;
+        };
         let current = self.tokens.lock().await.clone();
-        let access = read_secret(self.access_file.as_ref()).unwrap_or(current.access.clone());
-        let refresh = read_secret(self.refresh_file.as_ref()).unwrap_or(current.refresh.clone());
+        let access = access.unwrap_or(current.access.clone());
+        let refresh = refresh.unwrap_or(current.refresh.clone());
         let digest = digest(&access, &refresh);
         let mut known = self.source_digest.lock().await;
         if *known == digest {
@@ -230,15 +245,43 @@ pub(crate) fn expiry_ms(value: i64) -> i64 {
     }
 }
 
-fn read_secret(path: Option<&PathBuf>) -> Option<Secret> {
-    let path = path?;
+/// Reads a token file: `Ok(None)` when none is configured, or the problem that keeps the
+/// current token in use.
+fn read_secret(path: Option<&PathBuf>) -> Result<Option<Secret>, String> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
     match std::fs::read_to_string(path) {
-        Ok(text) if !text.trim().is_empty() => Some(Secret::new(text.trim())),
-        Ok(_) => None,
-        Err(err) => {
-            warn!(path = %path.display(), error = %err, "cannot read token file; keeping the current token");
-            None
+        Ok(text) if !text.trim().is_empty() => Ok(Some(Secret::new(text.trim()))),
+        Ok(_) => Err(format!("token file {} is empty", path.display())),
+        Err(err) => Err(format!("cannot read token file {}: {err}", path.display())),
+    }
+}
+
+/// The token file problems last logged, so that a problem that lasts is logged once and
+/// not at every reload.
+#[derive(Debug, Default)]
+pub(crate) struct FileProblems {
+    logged: Vec<String>,
+}
+
+impl FileProblems {
+    /// Logs each problem that was not present at the previous reload, and the end of all
+    /// problems. Returns the problems it logged as new.
+    pub(crate) fn report(&mut self, problems: Vec<String>) -> Vec<String> {
+        let new: Vec<String> = problems
+            .iter()
+            .filter(|problem| !self.logged.contains(problem))
+            .cloned()
+            .collect();
+        for problem in &new {
+            warn!(problem = %problem, "token file not usable; keeping the current tokens");
         }
+        if problems.is_empty() && !self.logged.is_empty() {
+            info!("token files readable again");
+        }
+        self.logged = problems;
+        new
     }
 }
 
@@ -262,6 +305,16 @@ async fn save(outbox: &Outbox, tokens: &Tokens, digest: &str) -> Result<(), Outb
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_problem_is_reported_once_until_it_clears() {
+        let mut problems = FileProblems::default();
+        let empty = vec!["token file /run/access is empty".to_owned()];
+        assert_eq!(problems.report(empty.clone()), empty, "first time");
+        assert!(problems.report(empty.clone()).is_empty(), "repeat");
+        assert!(problems.report(Vec::new()).is_empty(), "cleared");
+        assert_eq!(problems.report(empty.clone()), empty, "back again");
+    }
 
     #[test]
     fn expiry_accepts_seconds_and_milliseconds() {

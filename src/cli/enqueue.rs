@@ -84,12 +84,22 @@ fn read_input(file: Option<&PathBuf>) -> anyhow::Result<String> {
                 .context("failed to read standard input")?;
         }
     }
-    String::from_utf8(bytes).map_err(|err| {
+    decode_input(bytes)
+}
+
+/// Decodes the input as UTF-8 and drops a leading byte order mark, which editors and
+/// spreadsheet exports on Windows write at the start of a UTF-8 file.
+fn decode_input(bytes: Vec<u8>) -> anyhow::Result<String> {
+    let text = String::from_utf8(bytes).map_err(|err| {
         anyhow::anyhow!(
             "input is not valid UTF-8 at byte {}; nothing was stored",
             err.utf8_error().valid_up_to()
         )
-    })
+    })?;
+    match text.strip_prefix('\u{feff}') {
+        Some(rest) => Ok(rest.to_owned()),
+        None => Ok(text),
+    }
 }
 
 /// Parses the input into (record label, body) pairs.
@@ -150,6 +160,11 @@ fn build_jobs(args: &EnqueueArgs, bodies: Vec<(String, Value)>) -> anyhow::Resul
     if bodies.is_empty() {
         bail!("the input contains no records; nothing was stored");
     }
+    if args.idempotency_key.as_deref().is_some_and(str::is_empty) {
+        bail!(
+            "--idempotency-key is empty: give a key, or leave the option out; nothing was stored"
+        );
+    }
     let several = bodies.len() > 1;
     let mut jobs = Vec::with_capacity(bodies.len());
     for (index, (label, body)) in bodies.into_iter().enumerate() {
@@ -178,4 +193,55 @@ fn progress_bar(total: usize) -> ProgressBar {
         .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn args(format: Format, idempotency_key: Option<&str>) -> EnqueueArgs {
+        EnqueueArgs {
+            kind: Kind::Conversions,
+            file: None,
+            format,
+            idempotency_key: idempotency_key.map(str::to_owned),
+            ordering_key: None,
+            not_before: None,
+        }
+    }
+
+    #[test]
+    fn byte_order_mark_is_dropped_in_every_format() {
+        let cases = [
+            (Format::Lines, "\u{feff}abc123, 1.5\r\n"),
+            (
+                Format::Ndjson,
+                "\u{feff}{\"hits\":[{\"hitID\":\"abc123\"}]}\r\n",
+            ),
+            (Format::Json, "\u{feff}{\"hits\":[{\"hitID\":\"abc123\"}]}"),
+        ];
+        for (format, text) in cases {
+            let text = decode_input(text.as_bytes().to_vec()).unwrap();
+            let records = parse_records(&args(format, None), &text);
+            let records = records.unwrap_or_else(|err| panic!("{format:?}: {err}"));
+            assert_eq!(records.len(), 1, "{format:?}");
+            assert_eq!(records[0].1["hits"][0]["hitID"], "abc123", "{format:?}");
+        }
+    }
+
+    #[test]
+    fn empty_idempotency_key_is_rejected() {
+        let body = json!({"hits": [{"hitID": "abc123"}]});
+        let records = vec![
+            ("line 1".to_owned(), body.clone()),
+            ("line 2".to_owned(), body),
+        ];
+        let err = build_jobs(&args(Format::Lines, Some("")), records).unwrap_err();
+        assert!(
+            err.to_string().contains("--idempotency-key is empty"),
+            "{err}"
+        );
+    }
 }

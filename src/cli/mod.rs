@@ -64,6 +64,12 @@ enum Command {
 pub fn main() -> ExitCode {
     ignore_file_size_signal();
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Jobs(_) | Command::Stats { .. } | Command::Config | Command::Reset(_)
+    ) {
+        stop_on_closed_output();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -110,6 +116,19 @@ fn ignore_file_size_signal() {
     // handler code, so no async-signal-safety rule applies.
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
+/// Ends a report command quietly when its output pipe closes, as in `ffrelay stats |
+/// head -3`, instead of panicking in `println!`. The Rust runtime ignores SIGPIPE, so a
+/// write to a closed pipe would otherwise fail with an error that `println!` turns into a
+/// panic. Only commands that print a report and hold no transaction open while printing
+/// get the default action back.
+fn stop_on_closed_output() {
+    // SAFETY: called once at startup before any other thread exists; SIG_DFL installs no
+    // handler code, so no async-signal-safety rule applies.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -225,8 +225,23 @@ impl<'a> Reader<'a> {
         unknown.retain(|key| !self.known.contains(key));
         unknown.sort();
         for key in unknown {
-            self.invalid(&key, "", "a known setting (see config/ffrelay.toml)");
+            let value = self.layered.get_string(&key).unwrap_or_default();
+            self.invalid(&key, &value, "a known setting (see config/ffrelay.toml)");
         }
+    }
+
+    /// Reports a retry backoff whose first delay is longer than its maximum, which would
+    /// make every delay the maximum.
+    pub(super) fn check_backoff(&mut self, initial: Duration, max: Duration) {
+        if initial <= max {
+            return;
+        }
+        let shown = humantime::format_duration(initial).to_string();
+        let expected = format!(
+            "at most delivery.backoff_max ({})",
+            humantime::format_duration(max)
+        );
+        self.invalid("delivery.backoff_initial", &shown, &expected);
     }
 
     pub(super) fn check_listen_token(&mut self, server: &ServerSettings) {

@@ -162,3 +162,31 @@ fn redacted_output_hides_secrets_and_reloads() {
     let reloaded = load(Some(path), &[]).unwrap();
     assert_eq!(reloaded.delivery.max_age, Duration::from_secs(7 * 86_400));
 }
+
+#[test]
+fn backoff_initial_above_max_is_rejected() {
+    let err = load(
+        None,
+        &[
+            ("FFRELAY__DELIVERY__BACKOFF_INITIAL", "10m"),
+            ("FFRELAY__DELIVERY__BACKOFF_MAX", "1s"),
+        ],
+    )
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("delivery.backoff_initial = \"10m\""),
+        "{message}"
+    );
+    assert!(
+        message.contains("at most delivery.backoff_max (1s)"),
+        "{message}"
+    );
+}
+
+#[test]
+fn unknown_key_error_shows_its_value() {
+    let err = load(None, &[("FFRELAY__DELIVERY__WORKERZ", "8")]).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("delivery.workerz = \"8\""), "{message}");
+}

@@ -210,6 +210,16 @@ impl Gate {
     pub fn is_auth_paused(&self) -> bool {
         self.auth.lock().map(|auth| auth.is_some()).unwrap_or(false)
     }
+
+    /// Whether a worker must release its jobs instead of sending the next request: delivery
+    /// is paused for authentication and no probe is admitted. The admitted probe sends,
+    /// because its response is what ends or extends the pause.
+    pub fn holds_requests(&self) -> bool {
+        self.auth
+            .lock()
+            .map(|auth| auth.as_ref().is_some_and(|pause| !pause.probing))
+            .unwrap_or(false)
+    }
 }
 
 #[cfg(test)]
@@ -246,6 +256,20 @@ mod tests {
         let later = start + Duration::from_secs(1);
         assert_eq!(admitted(gate.decide(later)), Some(Admission::AuthProbe));
         assert_eq!(admitted(gate.decide(later)), None, "one probe at a time");
+    }
+
+    #[test]
+    fn auth_pause_holds_requests_except_probe() {
+        let (gate, _) = gate();
+        let start = Instant::now();
+        assert!(!gate.holds_requests(), "no pause");
+        gate.pause_auth("status 403", start);
+        assert!(gate.holds_requests(), "paused, no probe admitted");
+        let later = start + Duration::from_secs(1);
+        assert_eq!(admitted(gate.decide(later)), Some(Admission::AuthProbe));
+        assert!(!gate.holds_requests(), "the admitted probe sends");
+        gate.pause_auth("status 403", later);
+        assert!(gate.holds_requests(), "a failed probe extends the pause");
     }
 
     #[test]

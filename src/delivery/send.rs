@@ -119,7 +119,7 @@ impl Shared {
     /// Sends one request per job.
     async fn deliver_singly(&self, jobs: &mut [Tracked]) {
         for index in 0..jobs.len() {
-            if self.gate.is_auth_paused() {
+            if self.gate.holds_requests() {
                 release(
                     jobs,
                     &[index],
@@ -199,7 +199,7 @@ impl Shared {
         let everyone: Vec<usize> = (0..jobs.len()).collect();
         let mut stack = vec![everyone];
         while let Some(members) = stack.pop() {
-            if self.gate.is_auth_paused() {
+            if self.gate.holds_requests() {
                 release(
                     jobs,
                     &members,
@@ -238,7 +238,7 @@ impl Shared {
         let mut splits = Vec::new();
         for chunk in chunks {
             let ids: Vec<usize> = chunk.members.iter().map(|&i| members[i]).collect();
-            if self.gate.is_auth_paused() {
+            if self.gate.holds_requests() {
                 release(jobs, &ids, "delivery paused before this request was sent");
                 continue;
             }

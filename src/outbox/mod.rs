@@ -82,3 +82,6 @@ pub fn now_ms() -> i64 {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod producer_tests;

@@ -107,7 +107,14 @@ fn list_filter(parameters: &HashMap<String, String>) -> Result<ListFilter, ApiEr
             format!("unknown query parameter {unknown:?}: expected status, kind, limit or before");
         return Err(ApiError::bad_parameter(unknown, message));
     }
-    let text = |name: &str| parameters.get(name).map(String::as_str);
+    // An empty value, as in `?status=&kind=` from a form or a template, means the filter
+    // is not set.
+    let text = |name: &str| {
+        parameters
+            .get(name)
+            .map(String::as_str)
+            .filter(|value| !value.is_empty())
+    };
     Ok(ListFilter {
         status: text("status").map(parse_status).transpose()?,
         kind: text("kind").map(parse_kind).transpose()?,

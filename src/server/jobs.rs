@@ -8,11 +8,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
@@ -36,6 +37,9 @@ const JOB_FIELDS: [&str; 5] = [
     "notBefore",
 ];
 
+/// Time limit for receiving a whole request body, from the end of the headers.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Maximum length of a rejected value quoted in an error message, in characters.
 const EXCERPT_CHARS: usize = 60;
 
@@ -45,10 +49,10 @@ pub async fn create(
     State(state): State<Arc<AppState>>,
     Extension(limit): Extension<BodyLimit>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
     check_content_type(&headers)?;
-    let body = body.map_err(|rejection| body_error(&rejection, limit))?;
+    let body = read_body(request, limit).await?;
     let (kinds, jobs): (Vec<Kind>, Vec<NewJob>) = parse_body(&body)?.into_iter().unzip();
 
     let stored = state.ingest.submit(jobs).await?;
@@ -69,6 +73,24 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
     let message = format!("expected content type application/json, got {found:?}");
     Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message))
+}
+
+/// Reads the whole body within `BODY_READ_TIMEOUT`. Without the time limit, a client that
+/// sends part of a body and stops would hold its connection, and the graceful shutdown that
+/// waits for it, for as long as it stays open.
+async fn read_body(request: Request, limit: BodyLimit) -> Result<Bytes, ApiError> {
+    let read = Bytes::from_request(request, &());
+    match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(rejection)) => Err(body_error(&rejection, limit)),
+        Err(_) => {
+            let message = format!(
+                "request body not received within {} s; send the whole body without pausing",
+                BODY_READ_TIMEOUT.as_secs()
+            );
+            Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, message))
+        }
+    }
 }
 
 fn body_error(rejection: &BytesRejection, limit: BodyLimit) -> ApiError {
@@ -117,7 +139,32 @@ fn parse_array(items: Vec<Value>) -> Result<Vec<(Kind, NewJob)>, ApiError> {
         Value::Object(object) => parse_job(object).map_err(|err| err.at_index(index)),
         other => Err(not_a_job(&other).at_index(index)),
     };
-    items.into_iter().enumerate().map(parse_at).collect()
+    let jobs: Vec<(Kind, NewJob)> = items
+        .into_iter()
+        .enumerate()
+        .map(parse_at)
+        .collect::<Result<_, _>>()?;
+    check_unique_keys(&jobs)?;
+    Ok(jobs)
+}
+
+/// Rejects two jobs of one body with the same idempotency key. The outbox would store the
+/// first and return its id for the second, so the second job's payload would be lost.
+fn check_unique_keys(jobs: &[(Kind, NewJob)]) -> Result<(), ApiError> {
+    let mut first_index: BTreeMap<&str, usize> = BTreeMap::new();
+    for (index, (_, job)) in jobs.iter().enumerate() {
+        let Some(key) = job.idempotency_key.as_deref() else {
+            continue;
+        };
+        if let Some(first) = first_index.insert(key, index) {
+            let message = format!(
+                "duplicate idempotencyKey {}: jobs {first} and {index} of the array use it; give each job its own key",
+                excerpt(&Value::from(key))
+            );
+            return Err(ApiError::invalid_field("idempotencyKey", message).at_index(index));
+        }
+    }
+    Ok(())
 }
 
 fn not_a_job(value: &Value) -> ApiError {

@@ -15,6 +15,10 @@
 
 use serde_json::{Map, Number, Value};
 
+/// Maximum significant digits of a payout. An f64 keeps every decimal of up to 15
+/// significant digits, so a longer payout would be sent as a different number.
+pub const MAX_PAYOUT_DIGITS: usize = 15;
+
 /// Maximum length of a hit ID in characters. FunnelFlux hit IDs are about 24 to 26.
 pub const MAX_HIT_ID_CHARS: usize = 64;
 
@@ -29,10 +33,11 @@ pub enum LineError {
     /// A `:` follows the hit ID with no transaction ID after it.
     #[error("missing transaction ID after \"{0}:\": expected an ID after the colon, or no colon")]
     EmptyTransactionId(String),
-    /// The payout is not a finite decimal number.
+    /// The payout is not a plain decimal number of at most `MAX_PAYOUT_DIGITS` significant
+    /// digits.
     #[error(
-        "invalid payout {0:?}: expected a finite decimal number such as 12.50, \
-         or -1 to delete the conversion"
+        "invalid payout {0:?}: expected a decimal number of at most {MAX_PAYOUT_DIGITS} \
+         significant digits such as 12.50, or -1 to delete the conversion"
     )]
     InvalidPayout(String),
 }
@@ -102,11 +107,18 @@ fn parse_transaction_id<'a>(hit_id: &str, text: &'a str) -> Result<&'a str, Line
 /// a JSON parser reads from the same text (`12.50` becomes `12.5`, never `12.4999…`).
 fn parse_payout(text: &str) -> Result<Number, LineError> {
     let invalid = || LineError::InvalidPayout(text.to_owned());
-    if !is_plain_decimal(text) {
+    if !is_plain_decimal(text) || significant_digits(text) > MAX_PAYOUT_DIGITS {
         return Err(invalid());
     }
     // serde_json rejects leading zeros and numbers too large for an f64.
     serde_json::from_str::<Number>(text).map_err(|_| invalid())
+}
+
+/// Counts the digits of a plain decimal from its first non-zero digit to its last
+/// non-zero digit.
+fn significant_digits(text: &str) -> usize {
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    digits.trim_matches('0').len()
 }
 
 /// Returns whether `text` is an optional minus, digits, and an optional fraction, with no
@@ -219,6 +231,27 @@ mod tests {
     }
 
     #[test]
+    fn payout_beyond_f64_precision_rejected() {
+        for payout in [
+            "99999999999999999999999999",
+            "0.1234567890123456",
+            "1000000000000001",
+        ] {
+            let err = parse_line(&format!("abc, {payout}")).unwrap_err();
+            assert_eq!(err, LineError::InvalidPayout(payout.to_owned()));
+        }
+        for payout in [
+            "123456789012.345",
+            "0.000000000000001",
+            "100000000000000000000",
+        ] {
+            let body = parsed(&format!("abc, {payout}"));
+            let expected: Value = serde_json::from_str(payout).unwrap();
+            assert_eq!(body["hits"][0]["payout"], expected, "{payout}");
+        }
+    }
+
+    #[test]
     fn huge_payout_rejected() {
         let huge = format!("1{}", "0".repeat(400));
         let err = parse_line(&format!("abc, {huge}")).unwrap_err();
@@ -235,7 +268,7 @@ mod tests {
         let err = parse_line("abc, x").unwrap_err();
         assert!(
             err.to_string()
-                .starts_with(r#"invalid payout "x": expected a finite decimal"#)
+                .starts_with(r#"invalid payout "x": expected a decimal number"#)
         );
     }
 
@@ -267,7 +300,7 @@ mod tests {
         fn valid_line_round_trips(
             hit_id in "[a-z0-9]{1,64}",
             transaction_id in proptest::option::of("[A-Za-z0-9_./-]([A-Za-z0-9_.:/ -]{0,20}[A-Za-z0-9_./-])?"),
-            payout in proptest::option::of("-?(0|[1-9][0-9]{0,9})(\\.[0-9]{1,6})?"),
+            payout in proptest::option::of("-?(0|[1-9][0-9]{0,8})(\\.[0-9]{1,6})?"),
             pads in proptest::collection::vec(padding(), 5),
             carriage_return in any::<bool>(),
         ) {

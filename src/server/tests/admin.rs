@@ -85,6 +85,15 @@ async fn list_filters_by_status_and_kind() {
 }
 
 #[tokio::test]
+async fn list_treats_empty_parameters_as_unset() {
+    let f = fixture().await;
+    f.enqueue(&conversion("abc1")).await;
+    let (status, page) = f.send(get("/v1/jobs?status=&kind=&limit=&before=")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 1, "{page}");
+}
+
+#[tokio::test]
 async fn list_rejects_invalid_parameters_by_name() {
     let f = fixture().await;
     let cases = [

@@ -118,3 +118,49 @@ async fn eleven_custom_events_and_offsets_are_accepted() {
     let offsets = r#"{"kind": "reset", "payload": {"timeStart": "2026-12-01T00:00:00+02:00", "timeEnd": "2026-12-01T23:00:00-05:30"}}"#;
     assert_eq!(f.enqueue(offsets).await.len(), 1);
 }
+
+#[tokio::test]
+async fn repeated_idempotency_key_in_array_is_422() {
+    let f = fixture().await;
+    let body = r#"[
+        {"kind": "conversions", "payload": {"hits": [{"hitID": "a"}]}, "idempotencyKey": "k1"},
+        {"kind": "conversions", "payload": {"hits": [{"hitID": "b"}]}, "idempotencyKey": "k2"},
+        {"kind": "conversions", "payload": {"hits": [{"hitID": "c"}]}, "idempotencyKey": "k1"}
+    ]"#;
+    let (status, answer) = f.send(post_json("/v1/jobs", body)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["field"], "idempotencyKey", "{answer}");
+    let message = answer["error"].as_str().unwrap();
+    assert!(message.contains("\"k1\""), "{answer}");
+    assert!(message.contains("jobs 0 and 2"), "{answer}");
+    let stats = f.outbox.stats().await.unwrap();
+    assert_eq!(
+        stats.count(Status::Pending),
+        0,
+        "nothing of the body is stored"
+    );
+}
+
+#[tokio::test]
+async fn stalled_body_gets_408() {
+    let f = fixture().await;
+    let start = r#"{"kind": "conversions", "payload": "#;
+    let first = futures_util::stream::once(async move {
+        Ok::<_, std::io::Error>(axum::body::Bytes::from_static(start.as_bytes()))
+    });
+    let stalled = futures_util::StreamExt::chain(first, futures_util::stream::pending());
+    let request = Request::post("/v1/jobs")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stalled))
+        .unwrap();
+
+    tokio::time::pause();
+    let limit = std::time::Duration::from_secs(60);
+    let sent = tokio::time::timeout(limit, f.send(request)).await;
+    let (status, answer) = sent.expect("no response to a stalled body within 60 s");
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("30 s"),
+        "{answer}"
+    );
+}
