@@ -194,7 +194,7 @@ async fn worker(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>, index: 
                 continue;
             }
         };
-        let delivered_any = match shared.try_once(admission).await {
+        let delivered_any = match supervised_try(&shared, admission).await {
             Ok(Some(delivered)) => delivered,
             Ok(None) => {
                 shared.gate.unused(admission, Instant::now());
@@ -217,6 +217,31 @@ async fn worker(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>, index: 
         }
     }
     debug!(worker = index, "worker stopped");
+}
+
+/// Runs one try in a task of its own, so that a panic in it (a bug) ends that try only:
+/// the worker logs it and goes on, and the try's jobs return when their leases expire.
+/// The task is aborted if the worker is, so that it never outlives the shutdown.
+async fn supervised_try(
+    shared: &Arc<Shared>,
+    admission: Admission,
+) -> Result<Option<bool>, crate::outbox::OutboxError> {
+    struct AbortOnDrop(tokio::task::JoinHandle<Result<Option<bool>, crate::outbox::OutboxError>>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+
+    let task = Arc::clone(shared);
+    let mut handle = AbortOnDrop(tokio::spawn(async move { task.try_once(admission).await }));
+    match (&mut handle.0).await {
+        Ok(result) => result,
+        Err(err) => {
+            tracing::error!(error = %err, "a delivery try panicked; its jobs return to pending when their leases expire");
+            Ok(None)
+        }
+    }
 }
 
 /// Sleeps for `delay`, returning early on shutdown or, when given, on a wake-up.

@@ -212,13 +212,21 @@ impl Gate {
     }
 
     /// Whether a worker must release its jobs instead of sending the next request: delivery
-    /// is paused for authentication and no probe is admitted. The admitted probe sends,
-    /// because its response is what ends or extends the pause.
+    /// is paused for authentication and no probe is admitted, or the breaker is open. The
+    /// admitted probe sends, because its response is what ends or extends the pause; a
+    /// breaker probe is sent while the breaker is half open, so it is not held either.
     pub fn holds_requests(&self) -> bool {
-        self.auth
+        let auth_held = self
+            .auth
             .lock()
             .map(|auth| auth.as_ref().is_some_and(|pause| !pause.probing))
-            .unwrap_or(false)
+            .unwrap_or(false);
+        let breaker_open = self
+            .breaker
+            .lock()
+            .map(|breaker| breaker.state() == BreakerState::Open)
+            .unwrap_or(false);
+        auth_held || breaker_open
     }
 }
 
@@ -270,6 +278,21 @@ mod tests {
         assert!(!gate.holds_requests(), "the admitted probe sends");
         gate.pause_auth("status 403", later);
         assert!(gate.holds_requests(), "a failed probe extends the pause");
+    }
+
+    #[test]
+    fn open_breaker_holds_requests_until_half_open() {
+        let (gate, _) = gate();
+        let start = Instant::now();
+        for _ in 0..10 {
+            gate.record(start, false, true);
+        }
+        assert!(gate.holds_requests(), "open breaker");
+        let later = start + Duration::from_secs(5);
+        assert_eq!(admitted(gate.decide(later)), Some(Admission::BreakerProbe));
+        assert!(!gate.holds_requests(), "the probe may send while half open");
+        gate.record(later, true, false);
+        assert!(!gate.holds_requests(), "closed again");
     }
 
     #[test]

@@ -155,7 +155,13 @@ impl Outbox {
             .fetch_all(&self.reader)
             .await?
             .iter()
-            .map(|row| (row.get(0), row.get(1), row.get(2)))
+            .map(|row| {
+                (
+                    row.get(0),
+                    lossy_text(row, 1).unwrap_or_default(),
+                    row.get(2),
+                )
+            })
             .collect();
         let now = now_ms();
         let oldest = self.oldest_pending_created_at().await?;
@@ -244,15 +250,27 @@ fn hint(action: &str) -> &'static str {
     }
 }
 
+/// Reads a producer-written text column; bytes that are not valid UTF-8 are replaced, so
+/// that an operator can still see (and cancel) a row another process wrote badly.
+pub(super) fn lossy_text(row: &SqliteRow, index: usize) -> Option<String> {
+    match row.try_get::<Option<String>, _>(index) {
+        Ok(text) => text,
+        Err(_) => {
+            let bytes: Option<Vec<u8>> = row.try_get_unchecked(index).ok().flatten();
+            bytes.map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        }
+    }
+}
+
 fn job_from_row(row: &SqliteRow) -> Job {
-    let payload: String = row.get(3);
+    let payload = lossy_text(row, 3).unwrap_or_default();
     Job {
         id: row.get(0),
-        kind: row.get(1),
+        kind: lossy_text(row, 1).unwrap_or_default(),
         status: row.get(2),
         payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
-        idempotency_key: row.get(4),
-        ordering_key: row.get(5),
+        idempotency_key: lossy_text(row, 4),
+        ordering_key: lossy_text(row, 5),
         attempts: row.get(6),
         next_attempt_at: row.get(7),
         created_at: row.get(8),

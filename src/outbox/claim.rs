@@ -183,7 +183,7 @@ impl Outbox {
         let mut tx = self.write().await?;
         let recovered = sqlx::query(
             "UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
-             updated_at = ?1 WHERE status = 'in_flight' AND lease_expires_at < ?1",
+             updated_at = ?1 WHERE status = 'in_flight' AND (lease_expires_at IS NULL OR lease_expires_at < ?1)",
         )
         .bind(now_ms())
         .execute(&mut *tx)
@@ -210,6 +210,21 @@ pub(super) async fn release_where_owner(
     Ok(released)
 }
 
+/// Reads the producer's text columns of an intake row; text that is not valid UTF-8 is
+/// an error naming the column, never a panic.
+#[allow(clippy::type_complexity)]
+fn read_text_columns(
+    row: &sqlx::sqlite::SqliteRow,
+) -> Result<(String, String, Option<String>, Option<String>), String> {
+    let invalid =
+        |column: &str, err: sqlx::Error| format!("column {column} is not valid UTF-8 text ({err})");
+    let kind = row.try_get(1).map_err(|err| invalid("kind", err))?;
+    let payload = row.try_get(2).map_err(|err| invalid("payload", err))?;
+    let ordering_key = row.try_get(3).map_err(|err| invalid("ordering_key", err))?;
+    let not_before = row.try_get(4).map_err(|err| invalid("not_before", err))?;
+    Ok((kind, payload, ordering_key, not_before))
+}
+
 /// Validates unchecked rows written by other processes, oldest first. An invalid row is
 /// marked failed with the reason; it is never deleted. Returns the highest id that may be
 /// claimed: every unchecked row above it waits for the next intake.
@@ -227,16 +242,11 @@ async fn intake(conn: &mut SqliteConnection, now: i64) -> Result<i64, OutboxErro
     };
     for row in rows {
         let id: i64 = row.get(0);
-        let kind: String = row.get(1);
-        let payload: String = row.get(2);
-        let ordering_key: Option<String> = row.get(3);
-        let not_before: Option<String> = row.get(4);
-        match check_row(
-            &kind,
-            &payload,
-            ordering_key.as_deref(),
-            not_before.as_deref(),
-        ) {
+        let kind = row.try_get::<String, _>(1).unwrap_or_default();
+        let checked = read_text_columns(&row).and_then(|(kind, payload, key, not_before)| {
+            check_row(&kind, &payload, key.as_deref(), not_before.as_deref())
+        });
+        match checked {
             Ok(keys) => {
                 sqlx::query(
                     "UPDATE jobs SET checked = 1, ordering_key = ?1, batch_key = ?2, \

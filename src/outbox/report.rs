@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sqlx::Row;
 
+use super::admin::lossy_text;
 use super::{Outbox, OutboxError};
 
 /// What happened to the jobs of one kind.
@@ -42,7 +43,7 @@ impl Outbox {
             .fetch_all(&self.reader)
             .await?;
         for row in counts {
-            let entry = entry(&mut kinds, row.get(0));
+            let entry = entry(&mut kinds, lossy_text(&row, 0).unwrap_or_default());
             let count: i64 = row.get(2);
             match row.get::<String, _>(1).as_str() {
                 "delivered" => entry.delivered = count,
@@ -61,7 +62,7 @@ impl Outbox {
         .fetch_all(&self.reader)
         .await?;
         for row in attempts {
-            let entry = entry(&mut kinds, row.get(0));
+            let entry = entry(&mut kinds, lossy_text(&row, 0).unwrap_or_default());
             entry.requests = row.get(1);
             entry.retries = row.get::<Option<i64>, _>(2).unwrap_or(0);
             entry.throttled = row.get::<Option<i64>, _>(3).unwrap_or(0);
@@ -73,7 +74,9 @@ impl Outbox {
         .fetch_all(&self.reader)
         .await?;
         for row in latencies {
-            entry(&mut kinds, row.get(0)).latencies_ms.push(row.get(1));
+            entry(&mut kinds, lossy_text(&row, 0).unwrap_or_default())
+                .latencies_ms
+                .push(row.get(1));
         }
         Ok(kinds.into_values().collect())
     }

@@ -509,3 +509,49 @@ async fn mixed_batch_keeps_input_order() {
         assert_eq!(shown.payload, payload);
     }
 }
+
+#[tokio::test]
+async fn non_utf8_text_row_fails_instead_of_panicking() {
+    let (_dir, outbox) = open().await;
+    sqlx::query("INSERT INTO jobs (kind, payload) VALUES ('conversions', CAST(X'7B22FF' AS TEXT))")
+        .execute(&outbox.writer)
+        .await
+        .unwrap();
+    outbox.enqueue(&[conversion("a1")]).await.unwrap();
+    let claimed = outbox.claim(&claim_options("run", 10)).await.unwrap();
+    assert_eq!(ids(&claimed), vec![2], "the valid job behind it is claimed");
+    let (bad, _) = outbox.show(1).await.unwrap();
+    assert_eq!(bad.status, "failed");
+    let reason = bad.last_error.unwrap();
+    assert!(
+        reason.contains("column payload is not valid UTF-8"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn non_utf8_kind_does_not_break_reports() {
+    let (_dir, outbox) = open().await;
+    sqlx::query("INSERT INTO jobs (kind, payload) VALUES (CAST(X'FF' AS TEXT), '{}')")
+        .execute(&outbox.writer)
+        .await
+        .unwrap();
+    assert!(
+        outbox
+            .claim(&claim_options("run", 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let stats = outbox.stats().await.unwrap();
+    assert_eq!(stats.count(Status::Failed), 1);
+    assert_eq!(outbox.report().await.unwrap().len(), 1);
+    let listed = outbox
+        .list(&ListFilter {
+            limit: 10,
+            ..ListFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed[0].kind, "\u{FFFD}");
+}
