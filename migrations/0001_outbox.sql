@@ -26,8 +26,13 @@ CREATE TABLE jobs (
     reset_hits       INTEGER,
     approved         INTEGER NOT NULL DEFAULT 0,
     -- A job is unfinished (pending, in flight or held) exactly when finished_at is NULL,
-    -- so that the ordering indexes below need no update when a job is claimed.
-    CHECK ((status IN ('pending', 'in_flight', 'held')) = (finished_at IS NULL))
+    -- so that the ordering indexes below need no update when a job is claimed. A producer
+    -- insert that sets a final status or finished_at fails here at once. Other columns
+    -- that belong to ffrelay are checked when the row is taken in, and such a row fails
+    -- with the reason. Triggers would say it at insert time, but they cost each insert
+    -- about 40 % (measured with SQLite 3.40 from Python).
+    CONSTRAINT status_matches_finished_at
+        CHECK ((status IN ('pending', 'in_flight', 'held')) = (finished_at IS NULL))
 );
 
 -- Claiming scans only due pending rows, in due order.

@@ -210,6 +210,27 @@ pub(super) async fn release_where_owner(
     Ok(released)
 }
 
+/// Rejects an intake row that sets columns ffrelay owns: a producer may set only kind,
+/// payload, idempotency_key, ordering_key and not_before.
+fn producer_columns(row: &sqlx::sqlite::SqliteRow) -> Result<(), String> {
+    let status = row.try_get::<String, _>(5).unwrap_or_default();
+    if status != "pending" {
+        return Err(format!(
+            "inserted with status {status:?}; leave status out of the INSERT, ffrelay starts \
+             every job as pending (retry the job to send it)"
+        ));
+    }
+    if row.try_get::<bool, _>(6).unwrap_or(true) {
+        return Err(
+            "inserted with columns that ffrelay sets (attempts, approved, lease_owner, \
+                    lease_expires_at, last_error, reset_hits or batch_key); leave them out of \
+                    the INSERT"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
 /// Reads the producer's text columns of an intake row; text that is not valid UTF-8 is
 /// an error naming the column, never a panic.
 #[allow(clippy::type_complexity)]
@@ -230,8 +251,11 @@ fn read_text_columns(
 /// claimed: every unchecked row above it waits for the next intake.
 async fn intake(conn: &mut SqliteConnection, now: i64) -> Result<i64, OutboxError> {
     let rows = sqlx::query(
-        "SELECT id, kind, payload, ordering_key, not_before FROM jobs WHERE checked = 0 \
-         ORDER BY id LIMIT ?1",
+        "SELECT id, kind, payload, ordering_key, not_before, status, \
+         attempts <> 0 OR approved IS NOT 0 OR lease_owner IS NOT NULL \
+         OR lease_expires_at IS NOT NULL OR last_error IS NOT NULL OR reset_hits IS NOT NULL \
+         OR batch_key IS NOT NULL \
+         FROM jobs WHERE checked = 0 ORDER BY id LIMIT ?1",
     )
     .bind(INTAKE_BATCH)
     .fetch_all(&mut *conn)
@@ -243,9 +267,11 @@ async fn intake(conn: &mut SqliteConnection, now: i64) -> Result<i64, OutboxErro
     for row in rows {
         let id: i64 = row.get(0);
         let kind = row.try_get::<String, _>(1).unwrap_or_default();
-        let checked = read_text_columns(&row).and_then(|(kind, payload, key, not_before)| {
-            check_row(&kind, &payload, key.as_deref(), not_before.as_deref())
-        });
+        let checked = producer_columns(&row)
+            .and_then(|()| read_text_columns(&row))
+            .and_then(|(kind, payload, key, not_before)| {
+                check_row(&kind, &payload, key.as_deref(), not_before.as_deref())
+            });
         match checked {
             Ok(keys) => {
                 sqlx::query(
