@@ -1,7 +1,9 @@
 //! Recording the outcome of a delivery try: the attempts and each job's next state.
 //!
-//! Both are written by one statement each over a JSON array (`json_each`), so the cost of a
-//! try's transaction does not grow by two statements per job.
+//! Attempts are inserted 100 rows per statement with bound values. Deliveries, the common
+//! outcome, are applied by one statement over a JSON array of ids; other transitions by
+//! one statement over a JSON array of rows (`json_each`). So the cost of a try's
+//! transaction does not grow by two statements per job.
 
 use std::collections::HashSet;
 
@@ -16,13 +18,22 @@ impl Outbox {
     /// ids whose lease was lost, which another worker may now be sending.
     pub async fn finish(&self, run_id: &str, outcomes: &[Finish]) -> Result<Vec<i64>, OutboxError> {
         let attempts: Vec<&Attempt> = outcomes.iter().flat_map(|o| &o.attempts).collect();
-        let transitions: Vec<TransitionRow<'_>> = outcomes.iter().map(TransitionRow::of).collect();
-        let attempts = serde_json::to_string(&attempts).map_err(json_error)?;
+        let (delivered, others): (Vec<&Finish>, Vec<&Finish>) = outcomes
+            .iter()
+            .partition(|o| o.transition == Transition::Delivered && !o.attempts.is_empty());
+        let delivered: Vec<i64> = delivered.iter().map(|o| o.job_id).collect();
+        let transitions: Vec<TransitionRow<'_>> =
+            others.into_iter().map(TransitionRow::of).collect();
+        let delivered = serde_json::to_string(&delivered).map_err(json_error)?;
         let transitions = serde_json::to_string(&transitions).map_err(json_error)?;
 
         let mut tx = self.write().await?;
-        record_attempts(&mut tx, &attempts).await?;
-        let applied = apply_all(&mut tx, run_id, &transitions, now_ms()).await?;
+        for chunk in attempts.chunks(ATTEMPTS_PER_STATEMENT) {
+            record_attempts(&mut tx, chunk).await?;
+        }
+        let now = now_ms();
+        let mut applied = apply_delivered(&mut tx, run_id, &delivered, now).await?;
+        applied.extend(apply_all(&mut tx, run_id, &transitions, now).await?);
         tx.commit().await?;
         let lost = outcomes
             .iter()
@@ -77,22 +88,70 @@ fn json_error(err: serde_json::Error) -> OutboxError {
     OutboxError::Database(sqlx::Error::Encode(Box::new(err)))
 }
 
-/// Inserts the attempts in `attempts` (a JSON array of [`Attempt`]) in array order,
-/// skipping those whose job no longer exists.
-async fn record_attempts(conn: &mut SqliteConnection, attempts: &str) -> Result<(), OutboxError> {
-    sqlx::query(
+/// Attempts written by one INSERT; 9 bound values each stays far below SQLite's limit.
+const ATTEMPTS_PER_STATEMENT: usize = 100;
+
+/// Inserts attempts in order, skipping those whose job no longer exists (deleted by hand),
+/// so that such a row never makes the whole outcome fail.
+async fn record_attempts(
+    conn: &mut SqliteConnection,
+    attempts: &[&Attempt],
+) -> Result<(), OutboxError> {
+    let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; attempts.len()].join(", ");
+    let sql = format!(
         "INSERT INTO attempts (job_id, request_id, started_at, finished_at, http_status, error, \
-         response, latency_ms, outcome) \
-         SELECT a.value ->> 'job_id', a.value ->> 'request_id', a.value ->> 'started_at', \
-         a.value ->> 'finished_at', a.value ->> 'http_status', a.value ->> 'error', \
-         a.value ->> 'response', a.value ->> 'latency_ms', a.value ->> 'outcome' \
-         FROM json_each(?1) AS a \
-         WHERE EXISTS (SELECT 1 FROM jobs WHERE id = a.value ->> 'job_id') ORDER BY a.key",
-    )
-    .bind(attempts)
-    .execute(conn)
-    .await?;
+         response, latency_ms, outcome) SELECT * FROM (VALUES {values}) AS v \
+         WHERE EXISTS (SELECT 1 FROM jobs WHERE id = v.column1)"
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for attempt in attempts {
+        query = query
+            .bind(attempt.job_id)
+            .bind(&attempt.request_id)
+            .bind(attempt.started_at)
+            .bind(attempt.finished_at)
+            .bind(attempt.http_status)
+            .bind(&attempt.error)
+            .bind(&attempt.response)
+            .bind(attempt.latency_ms)
+            .bind(&attempt.outcome);
+    }
+    query.execute(conn).await?;
     Ok(())
+}
+
+/// Marks the jobs in `ids` (a JSON array) delivered where this run owns them, counting one
+/// attempt each; returns the ids it applied to.
+async fn apply_delivered(
+    conn: &mut SqliteConnection,
+    run_id: &str,
+    ids: &str,
+    now: i64,
+) -> Result<HashSet<i64>, OutboxError> {
+    if ids == "[]" {
+        return Ok(HashSet::new());
+    }
+    let owned: String = sqlx::query_scalar(
+        "SELECT json_group_array(id) FROM jobs WHERE id IN (SELECT value FROM json_each(?1)) \
+         AND +status = 'in_flight' AND +lease_owner = ?2",
+    )
+    .bind(ids)
+    .bind(run_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE jobs SET status = 'delivered', last_error = NULL, finished_at = ?2, \
+         attempts = attempts + 1, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?2 \
+         WHERE id IN (SELECT value FROM json_each(?1)) AND +status = 'in_flight' \
+         AND +lease_owner = ?3",
+    )
+    .bind(ids)
+    .bind(now)
+    .bind(run_id)
+    .execute(&mut *conn)
+    .await?;
+    let owned: Vec<i64> = serde_json::from_str(&owned).map_err(json_error)?;
+    Ok(owned.into_iter().collect())
 }
 
 /// Applies the transitions in `transitions` (a JSON array of `TransitionRow`) to the jobs
@@ -108,6 +167,9 @@ async fn apply_all(
     transitions: &str,
     now: i64,
 ) -> Result<HashSet<i64>, OutboxError> {
+    if transitions == "[]" {
+        return Ok(HashSet::new());
+    }
     let owned: String = sqlx::query_scalar(
         "SELECT json_group_array(jobs.id) FROM json_each(?1) AS t JOIN jobs \
          ON jobs.id = t.value ->> 'id' WHERE +jobs.status = 'in_flight' AND +jobs.lease_owner = ?2",
