@@ -27,7 +27,7 @@ use crate::secret::Secret;
 /// documented; 10^11 seconds is the year 5138).
 const MILLIS_THRESHOLD: i64 = 100_000_000_000;
 
-/// Why a refresh did not produce a new token.
+/// Reason a refresh did not produce a new token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RefreshError {
     /// The API rejected the refresh token, or none is configured: an operator must act.

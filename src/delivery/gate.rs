@@ -15,7 +15,7 @@ use super::breaker::{Breaker, BreakerState, Permit};
 use super::state::{DeliveryState, Health};
 use crate::telemetry;
 
-/// Why a worker may send.
+/// The kind of admission a worker got: a normal send or a single-job probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
     /// Normal sending: claim a full batch.
@@ -43,7 +43,7 @@ pub struct Gate {
     max_interval: Duration,
 }
 
-/// What a worker should do next.
+/// The next step for a worker: send with an admission, or wait.
 pub enum Decision {
     Admit(Admission),
     /// Wait this long, or until woken, and ask again.
