@@ -1,7 +1,7 @@
 //! The HTTP client for the FunnelFlux update endpoints.
 //!
 //! One [`Client::send`] is one delivery try: it refreshes the token ahead of expiry, sends
-//! the body, reads at most `api.max_response_bytes` of the answer, classifies it, and after
+//! the body, reads at most `api.max_response_bytes` of the response, classifies it, and after
 //! a 401 (or a 400 once the token's known expiry has passed) refreshes the token and sends
 //! once more. Redirects are not followed, so the bearer token never leaves the API host.
 
@@ -77,9 +77,9 @@ impl Endpoint {
 pub struct Exchange {
     pub started_at_ms: i64,
     pub latency: Duration,
-    /// HTTP status of the last request, when one answered.
+    /// HTTP status of the last request, when a response arrived.
     pub status: Option<u16>,
-    /// Transport error of the last request, when none answered.
+    /// Transport error of the last request, when no response arrived.
     pub error: Option<String>,
     /// Bounded excerpt of the last response body.
     pub body: String,

@@ -221,11 +221,11 @@ async fn request_refresh(
         return Err(RefreshError::Refused(format!("status {status}: {excerpt}")));
     }
     let answer: RefreshAnswer = serde_json::from_str(&text).map_err(|err| {
-        RefreshError::Unavailable(format!("unexpected answer from /auth/validate: {err}"))
+        RefreshError::Unavailable(format!("unexpected response from /auth/validate: {err}"))
     })?;
     if answer.tokens.access_token.is_empty() {
         return Err(RefreshError::Refused(
-            "the answer held an empty access token".into(),
+            "the response contained an empty access token".into(),
         ));
     }
     let expires_at_ms = answer
