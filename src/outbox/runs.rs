@@ -9,12 +9,12 @@
 //! leases expire instead.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use sqlx::Row;
 use tracing::{info, warn};
 
+use super::store::{beside, open_lock_file};
 use super::{Outbox, OutboxError, claim::release_where_owner, now_ms};
 
 /// A registered run; dropping it releases the lock file.
@@ -38,9 +38,7 @@ impl Drop for RunGuard {
 }
 
 fn lock_path(db: &Path, run_id: &str) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push(format!("-run-{run_id}.lock"));
-    PathBuf::from(name)
+    beside(db, &format!("-run-{run_id}.lock"))
 }
 
 impl Outbox {
@@ -48,19 +46,11 @@ impl Outbox {
     pub async fn register_run(&self) -> Result<RunGuard, OutboxError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let lock_path = lock_path(&self.path, &id);
-        let file_error = |source| OutboxError::File {
+        let lock = open_lock_file(&lock_path)?;
+        lock.try_lock().map_err(|err| OutboxError::File {
             path: lock_path.display().to_string(),
-            source,
-        };
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(file_error)?;
-        lock.try_lock()
-            .map_err(|err| file_error(std::io::Error::other(err.to_string())))?;
+            source: std::io::Error::other(err.to_string()),
+        })?;
 
         let mut tx = self.write().await?;
         sqlx::query("INSERT INTO runs (id, pid, started_at) VALUES (?1, ?2, ?3)")

@@ -120,6 +120,27 @@ impl Outbox {
     }
 }
 
+/// The path of a file next to the database: its name with `suffix` appended.
+pub(super) fn beside(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Opens (creating with mode 0600) a lock file; the caller takes the `flock`.
+pub(super) fn open_lock_file(path: &Path) -> Result<std::fs::File, OutboxError> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| OutboxError::File {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
 fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
     let metadata = std::fs::metadata(path)?;
     Ok((metadata.dev(), metadata.ino()))
@@ -164,20 +185,12 @@ fn connect_options(path: &Path, busy_timeout: Duration) -> SqliteConnectOptions 
 /// POSIX locks of this process's SQLite connections, and another process could then
 /// checkpoint and delete the write-ahead log under them.
 async fn migrate(path: &Path, writer: &SqlitePool) -> Result<(), OutboxError> {
-    let mut lock_path = path.as_os_str().to_owned();
-    lock_path.push("-migrate.lock");
-    let lock_path = PathBuf::from(lock_path);
+    let lock_path = beside(path, "-migrate.lock");
     let file_error = |source| OutboxError::File {
         path: lock_path.display().to_string(),
         source,
     };
-    let lock_file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .map_err(file_error)?;
+    let lock_file = open_lock_file(&lock_path)?;
     let locked = tokio::task::spawn_blocking(move || lock_file.lock().map(|()| lock_file))
         .await
         .map_err(|err| file_error(std::io::Error::other(err)))?
